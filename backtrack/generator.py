@@ -1,0 +1,53 @@
+"""The generator interface: a few list-in/list-out calls every backend implements, nothing else.
+
+Prompts are plain strings (few-shot prompt + question + accepted steps, ending in "Thought N:"),
+so the same interface fits a local transformers model and an OpenAI-compatible server. A backend
+may cache internally (e.g. reuse the KV cache of the longest shared token prefix); callers never see it.
+
+Conventions shared by every backend:
+- A step ends at the first newline (the newline is consumed and counted, not returned), at EOS, or at
+  `max_tokens`. `Step.text` is the generated text with the newline removed and surrounding spaces
+  stripped (the model writes " Let's ..." after "Thought N:").
+- `Step.logprob` is the sum of the log-probabilities of every generated token (stop token
+  included) under the distribution actually sampled from (temperature, and top-k/top-p only
+  when asked for explicitly); `Step.n_tokens` counts those tokens.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS = "newline", "eos", "max_tokens"
+
+
+@dataclass(frozen=True)
+class Step:
+    text: str
+    logprob: float
+    n_tokens: int
+    stop_reason: str  # STOP_NEWLINE | STOP_EOS | STOP_MAX_TOKENS
+
+    def __post_init__(self) -> None:
+        if self.stop_reason not in (STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS):
+            raise ValueError(f"unknown stop_reason {self.stop_reason!r}")
+        if self.n_tokens < 0:
+            raise ValueError("n_tokens must be >= 0")
+
+
+@runtime_checkable
+class Generator(Protocol):
+    #: identifies the model and everything that changes its outputs (used in cache keys)
+    name: str
+
+    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
+        """The temperature-0 next step for each prompt (one Step per prompt, in order)."""
+        ...
+
+    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
+                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        """n independent samples of the next step; the same arguments give the same samples."""
+        ...
+
+    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """log P(continuation | prompt) for each continuation (sum over its tokens, temperature 1)."""
+        ...

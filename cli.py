@@ -1,0 +1,170 @@
+"""The `bbm` command: thin typer commands over functions that return dicts.
+
+Every command prints a readable table, or the same dict as JSON with --json. Heavy libraries are
+imported inside commands so `bbm --help` stays instant.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+app = typer.Typer(help="bbm: find the first logical mistake in a chain of thought and fix it by backtracking.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="The BIG-Bench Mistake data: stats, validation, scoring, export.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+DataDir = typer.Option(None, "--data-dir", envvar="BBM_DATA_DIR",
+                       help="Folder with the five task JSONL files (default: the copy shipped in the package).")
+JsonOut = typer.Option(False, "--json", help="Print the result as JSON.")
+TasksOpt = typer.Option(None, "--task", "-t", help="Only this task (repeatable).")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable[[], Any]) -> Any:
+    """Run fn; turn the errors a user can cause (bad files, bad options) into a message and exit 1."""
+    from bigbench_mistake.records import DataError
+
+    try:
+        return fn()
+    except DataError as e:
+        fail("\n".join(str(i) for i in e.issues))
+    except (FileNotFoundError, ValueError) as e:
+        fail(f"error: {e}")
+
+
+def emit(result: dict, as_json: bool, render: Callable[[dict], str]) -> None:
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else render(result))
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [[("" if c is None else str(c)) for c in r] for r in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- bbm data ...
+def render_stats(s: dict) -> str:
+    cols = ["traces", "with_mistake", "correct_answers", "wrong_answers", "invalid_answers", "mean_steps",
+            "label_noise_no_mistake_but_wrong"]
+    rows = [[task, *(v[c] for c in cols)] for task, v in s["tasks"].items()]
+    rows.append(["total", *(s["total"][c] for c in cols)])
+    out = table(rows, ["task", "traces", "mistake", "correct", "wrong", "invalid", "mean steps", "noise"])
+    dist = "\n".join(f"  {task}: {v['mistake_index_distribution']}" for task, v in s["tasks"].items())
+    return f"{out}\n\nmistake_index distribution (0-based):\n{dist}\n" \
+           "noise = no mistake marked but the answer is not correct (label noise)."
+
+
+@data_app.command("stats")
+def data_stats_cli(data_dir: Optional[Path] = DataDir, files: Optional[List[Path]] = typer.Argument(
+        None, help="JSONL files of your own (default: the dataset)."), as_json: bool = JsonOut) -> None:
+    """Per task: traces, traces with a mistake, correct/wrong/invalid answers, steps, label noise."""
+    from bigbench_mistake.dataset import load_traces
+    from bigbench_mistake.stats import dataset_stats
+
+    result = guarded(lambda: dataset_stats(load_traces(files, data_dir)))
+    emit(result, as_json, render_stats)
+
+
+@data_app.command("validate")
+def data_validate_cli(paths: List[Path] = typer.Argument(..., help="JSONL files in the dataset's shape."),
+                      task: Optional[str] = typer.Option(None, help="Task of records without a 'task' key.")) -> None:
+    """Check files line by line; print one error per problem (file:line: field: message). Exit 1 on errors."""
+    from bigbench_mistake.dataset import KNOWN_TASKS, task_from_filename
+    from bigbench_mistake.records import read_traces
+
+    n_bad, n_ok = 0, 0
+    for path in paths:
+        if not path.is_file():
+            typer.echo(f"{path}: no such file", err=True)
+            n_bad += 1
+            continue
+        traces, issues = read_traces(path, default_task=task or task_from_filename(path), known_tasks=KNOWN_TASKS)
+        for issue in issues:
+            typer.echo(str(issue), err=True)
+        n_bad += len(issues)
+        n_ok += len(traces)
+    typer.echo(f"{n_ok} valid record(s), {n_bad} error(s)")
+    if n_bad:
+        raise typer.Exit(1)
+
+
+def render_scores(r: dict) -> str:
+    def rows_of(name: str, block: dict) -> list[list[Any]]:
+        rows = [[name, "all", block["overall"]["accuracy_mistake"], block["overall"]["accuracy_no_mistake"],
+                 block["overall"]["accuracy_overall"], block["overall"].get("weighted_f1")]]
+        rows += [[name, task, v["accuracy_mistake"], v["accuracy_no_mistake"], v["accuracy_overall"], v.get("weighted_f1")]
+                 for task, v in block["tasks"].items()]
+        return rows
+
+    rows = rows_of("predictions", r["scores"])
+    for name, block in r["baselines"].items():
+        rows += rows_of(name, block)
+    head = f"{r['predictions_file']} (key {r['key']}): {r['scores']['overall']['n']} traces scored, " \
+           f"{r['scores']['overall']['missing']} without prediction\n"
+    return head + table(rows, ["locator", "task", "acc mistake %", "acc no-mistake %", "acc overall %", "weighted F1"])
+
+
+@data_app.command("score")
+def data_score_cli(predictions: Path = typer.Argument(..., help="JSONL: id + predicted_mistake_index (or mistake_index)."),
+                   gold: Optional[List[Path]] = typer.Option(None, "--gold", help="Gold traces (default: the dataset)."),
+                   data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+    """Score predicted first-mistake indices (Tables 4/5 metrics) next to the trivial baselines."""
+    from bigbench_mistake.dataset import load_traces
+    from bigbench_mistake.metrics import baselines, mistake_finding_scores
+    from bigbench_mistake.predictions import read_predictions
+
+    def run() -> dict:
+        traces = load_traces(gold, data_dir)
+        preds, key = read_predictions(predictions, traces)
+        scored = [t for t in traces if t.id in preds]
+        return {"predictions_file": str(predictions), "key": key,
+                "scores": mistake_finding_scores(traces, preds), "baselines": baselines(scored)}
+
+    emit(guarded(run), as_json, render_scores)
+
+
+@data_app.command("export")
+def data_export_cli(out: Path = typer.Option(..., "--out", help="Output file (trl: .jsonl) or folder (hf)."),
+                    format: str = typer.Option("trl", "--format", help="trl | hf"),
+                    test_fraction: float = typer.Option(0.2, help="hf: share of questions in the test split."),
+                    seed: int = typer.Option(0, help="hf: seed of the split."),
+                    tasks: Optional[List[str]] = TasksOpt, data_dir: Optional[Path] = DataDir) -> None:
+    """Export for training: TRL stepwise supervision {prompt, completions, labels}, or a split DatasetDict."""
+    from bigbench_mistake.dataset import load_all
+    from bigbench_mistake.export import hf_split, stepwise_example
+
+    def run() -> str:
+        traces = load_all(data_dir, tasks)
+        if format == "trl":
+            import jsonlines
+
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with jsonlines.open(out, "w") as w:
+                for t in traces:
+                    w.write(stepwise_example(t))
+            return f"wrote {len(traces)} stepwise examples to {out}"
+        if format == "hf":
+            dd = hf_split(traces, test_fraction, seed)
+            dd.save_to_disk(str(out))
+            return f"wrote DatasetDict train={len(dd['train'])} test={len(dd['test'])} (seed {seed}) to {out}"
+        raise ValueError(f"unknown --format {format!r}; use trl or hf")
+
+    typer.echo(guarded(run))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The locator interface: step scores for a batch of traces, and one pure rule from scores to an index.
+
+`scores(traces)[i][j]` is the probability that step j of trace i is the first logical mistake given
+the question and steps 0..j-1 (i.e. that it is wrong, given that the steps before it are right).
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+from bigbench_mistake.records import Trace
+
+
+@runtime_checkable
+class Locator(Protocol):
+    name: str
+
+    def scores(self, traces: Sequence[Trace]) -> list[list[float]]:
+        ...
+
+
+def first_mistake(step_scores: Sequence[float], threshold: float = 0.5) -> int | None:
+    """The first step whose score reaches the threshold, or None (no mistake)."""
+    for j, s in enumerate(step_scores):
+        if s >= threshold:
+            return j
+    return None
+
+
+def locate(locator: Locator, traces: Sequence[Trace], threshold: float = 0.5) -> list[int | None]:
+    return [first_mistake(s, threshold) for s in locator.scores(traces)]
+
+
+def one_hot(n_steps: int, index: int | None) -> list[float]:
+    return [1.0 if j == index else 0.0 for j in range(n_steps)]
+
+
+class GoldLocator:
+    """The dataset's label (an upper bound; what the paper's Table 6 calls 'mistake step')."""
+
+    name = "gold"
+
+    def scores(self, traces: Sequence[Trace]) -> list[list[float]]:
+        return [one_hot(len(t.steps), t.mistake_index) for t in traces]
