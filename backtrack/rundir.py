@@ -1,0 +1,92 @@
+"""One directory per run: config.json, samples.jsonl (one record per finished item), results.json.
+
+Rerunning the same command on the same directory resumes: records already in samples.jsonl are
+skipped by key. A line cut short by Ctrl-C or a crash is detected, reported and dropped (it was not
+finished), never silently merged. A different config for an existing directory is an error: a
+run directory holds exactly one experiment.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+CONFIG, SAMPLES, RESULTS = "config.json", "samples.jsonl", "results.json"
+
+
+class RunDirError(ValueError):
+    pass
+
+
+class RunDir:
+    def __init__(self, path: str | Path, config: dict[str, Any], key_field: str = "key"):
+        self.path = Path(path)
+        self.key_field = key_field
+        self.path.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.path / CONFIG
+        canonical = json.loads(json.dumps(config, sort_keys=True))
+        if cfg_path.exists():
+            old = json.loads(cfg_path.read_text(encoding="utf-8"))
+            if old != canonical:
+                diff = sorted(k for k in set(old) | set(canonical) if old.get(k) != canonical.get(k))
+                raise RunDirError(f"{self.path} holds a run with a different config (differs in: {', '.join(diff)}); "
+                                  "use another --out or the same options")
+        else:
+            cfg_path.write_text(json.dumps(canonical, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        self.config = canonical
+        self.dropped_partial_lines = self._drop_partial_tail()
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path / SAMPLES
+
+    def _drop_partial_tail(self) -> int:
+        """Cut a last line that is not complete JSON (an interrupted write); returns 0 or 1."""
+        p = self.samples_path
+        if not p.exists() or p.stat().st_size == 0:
+            return 0
+        data = p.read_bytes()
+        cut = data.rfind(b"\n", 0, len(data) - 1) + 1 if not data.endswith(b"\n") else len(data)
+        tail = data[cut:]
+        if tail:
+            try:
+                json.loads(tail)
+                with open(p, "ab") as f:  # complete record that only lacked its newline
+                    f.write(b"\n")
+                return 0
+            except json.JSONDecodeError:
+                with open(p, "r+b") as f:
+                    f.truncate(cut)
+                return 1
+        return 0
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if not self.samples_path.exists():
+            return
+        with open(self.samples_path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise RunDirError(f"{self.samples_path}:{number}: not valid JSON ({e.msg})") from None
+
+    def done_keys(self) -> set[str]:
+        return {r[self.key_field] for r in self.records()}
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one finished record and flush it to disk before returning."""
+        if self.key_field not in record:
+            raise KeyError(f"record lacks its key field {self.key_field!r}")
+        with open(self.samples_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_results(self, results: dict[str, Any]) -> Path:
+        p = self.path / RESULTS
+        tmp = p.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(p)
+        return p
