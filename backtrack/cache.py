@@ -1,0 +1,59 @@
+"""A persistent cache of backtracking outcomes, keyed by everything that decides them.
+
+Backtracking one trace at one location with one seed is deterministic, so its outcome is stored
+under a key made of the trace (id, input, steps), the location, the round, the generator's name
+and every sampling setting. `bbm simulate` sweeps many reward-model accuracies over the same
+traces; with this cache each (trace, location) pair is paid for once across the sweep and across
+repeated runs. The file is append-only JSONL: an interrupted write loses at most the last entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bigbench_mistake.records import Trace
+
+
+def outcome_key(trace: Trace, location: int | None, round_index: int, generator_name: str,
+                sampling: dict[str, Any]) -> str:
+    payload = {
+        "id": trace.id, "task": trace.task, "input": trace.input, "steps": list(trace.steps),
+        "location": location, "round": round_index, "generator": generator_name, "sampling": sampling,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class OutcomeCache:
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.hits = self.misses = 0
+        if self.path and self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a write cut short; the entry is simply recomputed
+                    self.entries[entry["key"]] = entry["value"]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        value = self.entries.get(key)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.entries[key] = value
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())

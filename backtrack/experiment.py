@@ -1,0 +1,168 @@
+"""The backtracking experiment (the paper's Table 6): locate, backtrack, score, per trace, resumably.
+
+Each finished trace is one record in the run directory's samples.jsonl, in the dataset's shape (the
+corrected trace's `steps` and `answer`; `mistake_index` is null because nobody has annotated the
+new trace) plus the original trace, every round's location and samples, tokens and seconds.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from bigbench_mistake.records import Trace
+from bigbench_mistake.tasks import get_task
+from reward_model.locator import Locator, locate
+
+from .backtracking import BacktrackConfig, Finisher, Outcome, backtrack_batch
+from .cache import OutcomeCache, outcome_key
+from .generator import Generator
+
+LABEL_READING_LOCATORS = ("gold", "simulated")  # they read the dataset's label, valid for the original trace only
+
+
+@dataclass(frozen=True)
+class BacktrackRunConfig:
+    locator: str
+    model: str
+    backtrack: BacktrackConfig = field(default_factory=BacktrackConfig)
+    tasks: tuple[str, ...] = ()
+    limit: int | None = None  # traces per task
+    traces_files: tuple[str, ...] = ()
+    threshold: float = 0.5
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be >= 1")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold must be in [0, 1]")
+        if self.backtrack.rounds > 1 and self.locator.split(":")[0] in LABEL_READING_LOCATORS:
+            raise ValueError(f"--rounds > 1 needs a locator that reads the new trace; {self.locator!r} only knows "
+                             "the dataset's label of the original trace")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "backtrack", **asdict(self)}
+
+
+def answer_fields(task: str, steps: Sequence[str], target: str) -> dict[str, Any]:
+    spec = get_task(task)
+    raw = spec.extract_answer(steps)
+    scored = spec.score(steps, target)
+    return {"answer": raw.strip() if isinstance(raw, str) else None, "status": scored.status,
+            "invalid_reason": scored.invalid_reason}
+
+
+def _outcome_to_dict(o: Outcome) -> dict[str, Any]:
+    chosen = next((s["text"] for s in o.samples if s.get("chosen")), None)
+    return {"location": o.location, "stop_reason": o.stop_reason, "replacement": chosen, "samples": list(o.samples),
+            "steps": list(o.steps), "tokens": o.tokens, "seconds": round(o.seconds, 3)}
+
+
+def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None], generator: Generator,
+                         config: BacktrackConfig, finish: Finisher, cache: OutcomeCache,
+                         round_index: int = 0) -> list[dict[str, Any]]:
+    """Outcomes as dicts (with `cached`), computing only the (trace, location) pairs not in the cache."""
+    keys = [outcome_key(t, loc, round_index, generator.name, config.sampling_key()) for t, loc in zip(traces, locations)]
+    found = [cache.get(k) if loc is not None else None for k, loc in zip(keys, locations)]
+    todo = [i for i, (f, loc) in enumerate(zip(found, locations)) if f is None]
+    fresh = backtrack_batch([traces[i] for i in todo], [locations[i] for i in todo], generator, config, finish,
+                            round_index) if todo else []
+    out: list[dict[str, Any]] = [dict(f, cached=True) if f is not None else {} for f in found]
+    for i, o in zip(todo, fresh):
+        d = _outcome_to_dict(o)
+        if o.location is not None:
+            cache.put(keys[i], d)
+        out[i] = dict(d, cached=False)
+    return out
+
+
+def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Generator, cfg: BacktrackRunConfig,
+                     finish: Finisher, cache: OutcomeCache) -> list[dict[str, Any]]:
+    """Locate -> backtrack (-> locate again, for rounds > 1) for a batch; one record per trace."""
+    start = time.perf_counter()
+    current = list(traces)
+    rounds: list[list[dict[str, Any]]] = [[] for _ in traces]
+    active = list(range(len(traces)))
+    for r in range(cfg.backtrack.rounds):
+        batch = [current[i] for i in active]
+        locations = locate(locator, batch, cfg.threshold)
+        outcomes = backtrack_with_cache(batch, locations, generator, cfg.backtrack, finish, cache, r)
+        still = []
+        for i, o in zip(active, outcomes):
+            rounds[i].append(o)
+            if o["location"] is not None and o["stop_reason"] != "uncorrectable":
+                # The new trace has no label: later rounds must locate from its text.
+                current[i] = current[i].replace(steps=tuple(o["steps"]), mistake_index=None, extra={})
+                still.append(i)
+        active = still
+        if not active:
+            break
+    share = (time.perf_counter() - start) / max(len(traces), 1)
+    records = []
+    for orig, new, rs in zip(traces, current, rounds):
+        before = answer_fields(orig.task, orig.steps, orig.target)
+        after = answer_fields(new.task, new.steps, new.target)
+        records.append({
+            "key": orig.id, "task": orig.task, "id": orig.id, "input": orig.input,
+            "steps": list(new.steps), "answer": after["answer"], "target": orig.target, "mistake_index": None,
+            "status": after["status"], "invalid_reason": after["invalid_reason"],
+            "original_steps": list(orig.steps), "original_answer": before["answer"],
+            "original_status": before["status"], "gold_mistake_index": orig.mistake_index,
+            "rounds": [{k: v for k, v in o.items() if k != "steps"} for o in rs],
+            "tokens": sum(o["tokens"] for o in rs if not o["cached"]),
+            "tokens_including_cached": sum(o["tokens"] for o in rs),
+            "seconds": round(share, 3),
+        })
+    return records
+
+
+def run_backtrack(traces: Sequence[Trace], locator: Locator, generator: Generator, cfg: BacktrackRunConfig,
+                  finish: Finisher, cache: OutcomeCache, write: Callable[[dict[str, Any]], None],
+                  done: set[str], on_batch: Callable[[int], None] | None = None) -> int:
+    """Backtrack every trace not in `done`, writing each record as soon as its batch finishes."""
+    todo = [t for t in traces if t.id not in done]
+    for start in range(0, len(todo), cfg.batch_size):
+        batch = todo[start:start + cfg.batch_size]
+        for rec in backtrack_traces(batch, locator, generator, cfg, finish, cache):
+            write(rec)
+        if on_batch:
+            on_batch(len(batch))
+    return len(todo)
+
+
+def _pct(x: float, n: int) -> float | None:
+    return round(100.0 * x / n, 2) if n else None
+
+
+def summarise_backtrack(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Table 6: per task, accuracy change on traces whose original answer was correct (delta_acc_correct,
+    the paper's Δaccuracy✓) and on those that were wrong or invalid (delta_acc_wrong, Δaccuracy✗)."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_task.setdefault(r["task"], []).append(r)
+
+    def block(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        right = [r for r in rs if r["original_status"] == "correct"]
+        wrong = [r for r in rs if r["original_status"] != "correct"]
+        right_after = sum(r["status"] == "correct" for r in right)
+        wrong_after = sum(r["status"] == "correct" for r in wrong)
+        return {
+            "n": len(rs), "n_originally_correct": len(right), "n_originally_wrong": len(wrong),
+            "accuracy_before": _pct(len(right), len(rs)),
+            "accuracy_after": _pct(right_after + wrong_after, len(rs)),
+            "delta_acc_correct": _pct(right_after - len(right), len(right)),
+            "delta_acc_wrong": _pct(wrong_after, len(wrong)),
+            "backtracked": sum(r["rounds"][0]["location"] is not None for r in rs),
+            "uncorrectable": sum(any(o["stop_reason"] == "uncorrectable" for o in r["rounds"]) for r in rs),
+            "changed_answer": sum(r["answer"] != r["original_answer"] for r in rs),
+            "invalid_after": sum(r["status"] == "invalid" for r in rs),
+            "invalid_before": sum(r["original_status"] == "invalid" for r in rs),
+            "tokens": sum(r["tokens"] for r in rs),
+            "seconds": round(sum(r["seconds"] for r in rs), 2),
+        }
+
+    return {"tasks": {t: block(rs) for t, rs in by_task.items()},
+            "overall": block([r for rs in by_task.values() for r in rs])}

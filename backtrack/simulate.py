@@ -1,0 +1,148 @@
+"""The paper's Figure 2: backtracking's effect against the accuracy of a simulated reward model.
+
+At accuracy X the simulated reward model returns the gold location with probability X and
+otherwise a wrong one. The draws are *coupled* across X: each trace gets one uniform number u and
+one wrong location, both seeded by (seed, trace id); at level X it is gold if u < X, else the wrong
+location. So every level reuses the same two (trace, location) outcomes per trace — the whole
+sweep costs at most two backtracks per trace, and each level is still an exact simulated:X draw.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from bigbench_mistake.records import Trace
+
+from .backtracking import BacktrackConfig, Finisher
+from .cache import OutcomeCache
+from .experiment import answer_fields, backtrack_with_cache
+from .generator import Generator
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    accuracies: tuple[float, ...]
+    model: str
+    backtrack: BacktrackConfig = field(default_factory=BacktrackConfig)
+    tasks: tuple[str, ...] = ()
+    limit: int | None = None
+    seed: int = 0  # seed of the simulated reward model (the sampling seed is backtrack.seed)
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if not self.accuracies or any(not 0.0 <= a <= 1.0 for a in self.accuracies):
+            raise ValueError("accuracies must be a non-empty list of numbers in [0, 1]")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "simulate", **asdict(self)}
+
+
+def level_location(draw: tuple[float, int | None], gold: int | None, accuracy: float) -> int | None:
+    u, wrong = draw
+    return gold if u < accuracy else wrong
+
+
+def pair_key(trace_id: str, location: int | None) -> str:
+    return f"{trace_id}@{'none' if location is None else location}"
+
+
+def run_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | None]], generator: Generator,
+                 cfg: SimulateConfig, finish: Finisher, cache: OutcomeCache,
+                 write: Callable[[dict[str, Any]], None], done: set[str],
+                 on_batch: Callable[[int], None] | None = None) -> int:
+    """Backtrack every (trace, location) pair some level needs and is not yet in the run directory."""
+    pairs: list[tuple[Trace, int]] = []
+    for t in traces:
+        for loc in {level_location(draws[t.id], t.mistake_index, a) for a in cfg.accuracies}:
+            if loc is not None and pair_key(t.id, loc) not in done:
+                pairs.append((t, loc))
+    for start in range(0, len(pairs), cfg.batch_size):
+        batch = pairs[start:start + cfg.batch_size]
+        outcomes = backtrack_with_cache([t for t, _ in batch], [loc for _, loc in batch], generator,
+                                        cfg.backtrack, finish, cache)
+        for (t, loc), o in zip(batch, outcomes):
+            after = answer_fields(t.task, o["steps"], t.target)
+            write({"key": pair_key(t.id, loc), "id": t.id, "task": t.task, "location": loc,
+                   "status": after["status"], "answer": after["answer"],
+                   **{k: v for k, v in o.items() if k not in ("location",)}})
+        if on_batch:
+            on_batch(len(batch))
+    return len(pairs)
+
+
+def summarise_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | None]],
+                       records: Iterable[dict[str, Any]], accuracies: Sequence[float]) -> dict[str, Any]:
+    """Per level and task: Δaccuracy✓, Δaccuracy✗, net Δaccuracy; then the break-even accuracy (where
+    the net change crosses zero, linearly interpolated between levels; None if it never does)."""
+    status_at = {r["key"]: r["status"] for r in records}
+    before = {t.id: answer_fields(t.task, t.steps, t.target)["status"] for t in traces}
+    by_task: dict[str, list[Trace]] = {}
+    for t in traces:
+        by_task.setdefault(t.task, []).append(t)
+    by_task_all = dict(by_task, overall=list(traces))
+
+    def status_after(t: Trace, acc: float) -> str:
+        loc = level_location(draws[t.id], t.mistake_index, acc)
+        return before[t.id] if loc is None else status_at[pair_key(t.id, loc)]
+
+    levels: dict[str, dict[str, Any]] = {}
+    for name, ts in by_task_all.items():
+        rows = []
+        for acc in accuracies:
+            right = [t for t in ts if before[t.id] == "correct"]
+            wrong = [t for t in ts if before[t.id] != "correct"]
+            r_after = sum(status_after(t, acc) == "correct" for t in right)
+            w_after = sum(status_after(t, acc) == "correct" for t in wrong)
+            measured = sum(level_location(draws[t.id], t.mistake_index, acc) == t.mistake_index for t in ts)
+            rows.append({
+                "accuracy_rm": acc,
+                "measured_accuracy_rm": round(measured / len(ts), 4),
+                "delta_acc_correct": round(100.0 * (r_after - len(right)) / len(right), 2) if right else None,
+                "delta_acc_wrong": round(100.0 * w_after / len(wrong), 2) if wrong else None,
+                "delta_acc_net": round(100.0 * (r_after + w_after - len(right)) / len(ts), 2),
+                "n_correct": len(right), "n_wrong": len(wrong),
+            })
+        levels[name] = {"levels": rows, "break_even_accuracy_rm": break_even(rows)}
+    return {"tasks": {k: v for k, v in levels.items() if k != "overall"}, "overall": levels["overall"]}
+
+
+def break_even(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Smallest reward-model accuracy at which the net accuracy change reaches zero from below."""
+    pts = sorted((r["accuracy_rm"], r["delta_acc_net"]) for r in rows)
+    if not pts:
+        return None
+    if pts[0][1] >= 0:
+        return pts[0][0]
+    for (a0, d0), (a1, d1) in zip(pts, pts[1:]):
+        if d0 < 0 <= d1:
+            return round(a0 + (a1 - a0) * (-d0) / (d1 - d0), 4)
+    return None
+
+
+def plot_simulate(summary: dict[str, Any], path: str) -> str:
+    """Figure 2 analogue: Δaccuracy✓ and Δaccuracy✗ against reward-model accuracy, one panel per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = {**summary["tasks"], "overall": summary["overall"]}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), sharey=True, squeeze=False)
+    for ax, (name, block) in zip(axes[0], panels.items()):
+        xs = [r["accuracy_rm"] * 100 for r in block["levels"]]
+        for key, label, style in (("delta_acc_correct", "Δacc✓", "o-"), ("delta_acc_wrong", "Δacc✗", "s-"),
+                                  ("delta_acc_net", "net", "^--")):
+            ys = [r[key] for r in block["levels"]]
+            if all(y is not None for y in ys):
+                ax.plot(xs, ys, style, label=label, markersize=3)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xlabel("RM accuracy (%)")
+    axes[0][0].set_ylabel("accuracy change (points)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,83 @@
+"""Backtracking's pure parts: sample selection, Table 6 / Figure 2 arithmetic, cache keys."""
+import pytest
+
+from backtrack.backtracking import BacktrackConfig, choose_replacement, sample_seed
+from backtrack.cache import OutcomeCache, outcome_key
+from backtrack.experiment import BacktrackRunConfig, summarise_backtrack
+from backtrack.generator import Step
+from backtrack.simulate import break_even, level_location
+from bigbench_mistake.records import Trace
+
+
+def S(text, lp, n=4):
+    return Step(text, lp, n, "newline")
+
+
+def test_drops_copies_of_the_mistake_and_keeps_most_probable():
+    samples = [S("a  wrong step", -0.1), S("right", -2.0), S("also right", -1.0), S("a wrong step", -0.5)]
+    best, considered = choose_replacement(samples, "a wrong  step", "logprob")
+    assert best == 2
+    assert [c["same_as_mistake"] for c in considered] == [True, False, False, True]
+    assert [c.get("chosen") for c in considered] == [False, False, True, False]
+
+
+def test_length_normalised_selection_and_all_duplicates():
+    samples = [S("long", -3.0, 30), S("short", -1.0, 2)]
+    assert choose_replacement(samples, "x", "logprob")[0] == 1
+    assert choose_replacement(samples, "x", "mean_logprob")[0] == 0
+    assert choose_replacement([S("x", -1.0)], " x ", "logprob")[0] is None
+
+
+def test_configs_validate():
+    with pytest.raises(ValueError):
+        BacktrackConfig(selection="best")
+    with pytest.raises(ValueError):
+        BacktrackConfig(temperature=0)
+    with pytest.raises(ValueError, match="rounds"):
+        BacktrackRunConfig(locator="gold", model="m", backtrack=BacktrackConfig(rounds=2))
+
+
+def test_seed_and_cache_key_change_with_every_argument():
+    t = Trace("word_sorting", "w1", "b a", ("s1", "s2"), "a b", "a b", 1)
+    base = outcome_key(t, 1, 0, "gen", BacktrackConfig().sampling_key())
+    assert base == outcome_key(t, 1, 0, "gen", BacktrackConfig().sampling_key())
+    others = [outcome_key(t, 0, 0, "gen", BacktrackConfig().sampling_key()),
+              outcome_key(t, 1, 1, "gen", BacktrackConfig().sampling_key()),
+              outcome_key(t, 1, 0, "gen2", BacktrackConfig().sampling_key()),
+              outcome_key(t, 1, 0, "gen", BacktrackConfig(seed=1).sampling_key()),
+              outcome_key(t, 1, 0, "gen", BacktrackConfig(temperature=0.7).sampling_key()),
+              outcome_key(t.replace(steps=("s1", "s3")), 1, 0, "gen", BacktrackConfig().sampling_key())]
+    assert base not in others and len(set(others)) == len(others)
+    assert sample_seed(0, "w1", 1, 0) != sample_seed(0, "w1", 2, 0)
+
+
+def test_cache_persists_and_survives_a_cut_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    c = OutcomeCache(path)
+    c.put("k", {"v": 1})
+    with open(path, "a") as f:
+        f.write('{"key": "k2", "val')
+    c2 = OutcomeCache(path)
+    assert c2.get("k") == {"v": 1} and c2.get("k2") is None and (c2.hits, c2.misses) == (1, 1)
+
+
+def rec(task, before, after, loc=1):
+    return {"task": task, "original_status": before, "status": after, "answer": after, "original_answer": before,
+            "rounds": [{"location": loc, "stop_reason": "newline"}], "tokens": 5, "seconds": 0.1}
+
+
+def test_table6_deltas():
+    rs = [rec("t", "correct", "correct"), rec("t", "correct", "wrong"), rec("t", "wrong", "correct"),
+          rec("t", "invalid", "wrong"), rec("t", "wrong", "wrong", loc=None)]
+    s = summarise_backtrack(rs)["tasks"]["t"]
+    assert s["delta_acc_correct"] == -50.0 and s["delta_acc_wrong"] == round(100 / 3, 2)
+    assert (s["accuracy_before"], s["accuracy_after"]) == (40.0, 40.0)
+    assert s["backtracked"] == 4 and s["invalid_before"] == 1
+
+
+def test_coupled_levels_and_break_even():
+    assert level_location((0.3, 5), 2, 0.5) == 2 and level_location((0.7, 5), 2, 0.5) == 5
+    rows = [{"accuracy_rm": 0.5, "delta_acc_net": -4.0}, {"accuracy_rm": 0.6, "delta_acc_net": -1.0},
+            {"accuracy_rm": 0.7, "delta_acc_net": 2.0}]
+    assert break_even(rows) == pytest.approx(0.6333, abs=1e-4)
+    assert break_even([{"accuracy_rm": 0.5, "delta_acc_net": -1.0}]) is None
