@@ -1,0 +1,325 @@
+"""The generator interface over an OpenAI-compatible completions server (vLLM, llama.cpp, hosted).
+
+One HTTP request per prompt (and per sample), run through a bounded thread pool, so a server that
+batches (vLLM) or several server slots see `concurrency` requests at once. Only the stdlib is used
+(urllib + concurrent.futures): no new dependency for a handful of JSON POSTs.
+
+What the completions API gives, and how it maps onto the conventions of backtrack/generator.py:
+- `stop=["\\n"]` ends a step at its first newline. The server cuts the newline out of `text` but,
+  on llama.cpp (llama-cpp-python) and vLLM, still lists the token holding it in `logprobs`: the
+  step's tokens are those up to and including the first token whose text contains "\\n", so
+  `Step.logprob` includes the stop token as the protocol asks. A server that leaves that token out
+  but says it stopped on "\\n" (vLLM's `stop_reason`) gets one extra echo request for the
+  newline's log-prob (counted in `stats["stop_token_refetched"]`). Text before the newline inside
+  the stop token (e.g. a ".\\n" token) is part of `text`, as with a local model.
+- EOS: vLLM lists the EOS token with its log-prob; llama.cpp does not, so there an EOS-ended
+  step's log-prob lacks the EOS token (counted in `stats["eos_without_logprob"]`).
+- Servers return log-probs of the model's own distribution (temperature 1), not of the
+  temperature-scaled one actually sampled from (vLLM: unless started with
+  `--logprobs-mode processed_logprobs`, then pass `logprobs_mode="processed"`). At temperature 1
+  (the paper's backtracking) the two are the same; at any other temperature `sample_steps`
+  refuses rather than return a number that means something else (see `require_logprobs`).
+- `logprob(prompt, continuations)` uses `echo=True` + `logprobs`: the server scores the prompt's
+  own tokens. A server that cannot (llama.cpp started without `--logits_all true`, most hosted
+  chat-era endpoints) gets a `LogprobsUnavailable` error naming the fix, never a made-up number.
+- Samples: one request per sample with its own seed derived from (seed, sample index), so each
+  sample is reproducible on its own (and cacheable by sample index), on servers that honour
+  `seed` (vLLM, llama.cpp). `n` > 1 in one request is not used: llama.cpp's server ignores it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.client import HTTPException
+from typing import Any, Callable, Sequence
+
+from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step
+
+LOGPROBS_MODES = ("raw", "processed", "none")
+
+
+class ServerError(ValueError):
+    """A server problem the user must fix (a ValueError so the CLI prints it as one clear line)."""
+
+
+class ServerUnavailable(ServerError):
+    """The server did not answer (connection refused, timeouts, 429/5xx) after every retry."""
+
+
+class ModelNotFound(ServerError):
+    pass
+
+
+class ContextTooLong(ServerError):
+    pass
+
+
+class LogprobsUnavailable(ServerError):
+    pass
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    base_url: str                # e.g. http://127.0.0.1:8000/v1 (the part before /completions)
+    model: str                   # the name the server serves the model under
+    api_key: str | None = None   # sent as a Bearer token (hosted endpoints); never stored in configs
+    concurrency: int = 4         # requests in flight at once
+    timeout_s: float = 120.0     # per request
+    max_retries: int = 5         # retries after the first try, on 429/5xx/connection errors
+    backoff_s: float = 1.0       # first wait; doubles each retry (capped at 30 s), plus jitter
+    logprobs_mode: str = "raw"   # raw: server returns temperature-1 log-probs; processed; none
+    require_logprobs: bool = True  # False: steps from a log-prob-less server carry logprob=nan
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        if not self.model:
+            raise ValueError("model must name the model the server serves (see GET {base_url}/models)")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if self.timeout_s <= 0 or self.backoff_s < 0 or self.max_retries < 0:
+            raise ValueError("timeout_s must be > 0, backoff_s and max_retries >= 0")
+        if self.logprobs_mode not in LOGPROBS_MODES:
+            raise ValueError(f"logprobs_mode must be one of {LOGPROBS_MODES}, got {self.logprobs_mode!r}")
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample `index` of a (seed, ...) request: distinct per index, stable across runs."""
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+class OpenAIGenerator:
+    """Generator (backtrack/generator.py) over POST {base_url}/completions."""
+
+    def __init__(self, config: OpenAIConfig, sleep: Callable[[float], None] = time.sleep):
+        self.config = config
+        # The model and what the log-probs mean change results; the URL, concurrency and retries do
+        # not, so n shards on n servers share one name (and one cache key).
+        self.name = f"openai:{config.model}:logprobs={config.logprobs_mode}"
+        self._url = config.base_url.rstrip("/") + "/completions"
+        self._sleep = sleep
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="bbm-openai")
+        self._lock = threading.Lock()
+        self.stats = {"requests": 0, "retries": 0, "stop_token_refetched": 0, "eos_without_logprob": 0}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> "OpenAIGenerator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the Generator protocol
+    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
+        return list(self._pool.map(lambda p: self._step(p, max_tokens, 0.0, None, None, None), prompts))
+
+    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
+                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        if temperature <= 0:
+            raise ValueError("sample_steps needs temperature > 0 (use greedy_steps for temperature 0)")
+        if (self.config.require_logprobs and self.config.logprobs_mode == "raw"
+                and not math.isclose(temperature, 1.0) and top_k is None and top_p is None):
+            raise LogprobsUnavailable(
+                f"{self.config.base_url} returns temperature-1 log-probs, but samples were asked at "
+                f"temperature {temperature}: their log-probs would not be those of the sampled distribution. "
+                "Sample at temperature 1, or start vLLM with --logprobs-mode processed_logprobs and pass "
+                "--logprobs-mode processed, or pass --no-logprobs when log-probs are not used")
+        if self.config.require_logprobs and self.config.logprobs_mode == "raw" and (top_k or top_p):
+            raise LogprobsUnavailable("top-k/top-p sampling changes the sampled distribution but the server "
+                                      "returns raw log-probs; use --logprobs-mode processed on vLLM or --no-logprobs")
+        seeds = [sample_seed(seed, i) for i in range(n)]
+        return list(self._pool.map(lambda s: self._step(prompt, max_tokens, temperature, s, top_k, top_p), seeds))
+
+    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        if self.config.logprobs_mode == "none":
+            raise LogprobsUnavailable(f"{self.config.base_url}: log-probs are off (--logprobs-mode none); "
+                                      "log-prob scoring needs a server that returns them")
+        return list(self._pool.map(lambda c: self._echo_logprob(prompt, c), continuations))
+
+    # ------------------------------------------------------------------ one step
+    def _step(self, prompt: str, max_tokens: int, temperature: float, seed: int | None,
+              top_k: int | None, top_p: float | None) -> Step:
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        body: dict[str, Any] = {"model": self.config.model, "prompt": prompt, "max_tokens": max_tokens,
+                                "temperature": temperature, "stop": ["\n"], "n": 1}
+        if seed is not None:
+            body["seed"] = seed
+        if top_k is not None:
+            body["top_k"] = top_k
+        if top_p is not None:
+            body["top_p"] = top_p
+        want_logprobs = self.config.logprobs_mode != "none"
+        if want_logprobs:
+            body["logprobs"] = 1
+        choice = self._choice(self._post(body))
+        raw_text = choice.get("text") or ""
+        finish = choice.get("finish_reason")
+        lp = choice.get("logprobs") if want_logprobs else None
+        if want_logprobs and not (lp and lp.get("tokens") is not None):
+            if self.config.require_logprobs:
+                raise LogprobsUnavailable(
+                    f"{self.config.base_url} returned no log-probs for model {self.config.model!r} "
+                    "(llama.cpp: start the server with --logits_all true); pass --no-logprobs to generate "
+                    "without them (backtracking's log-prob selection then refuses to run)")
+            lp = None
+        if lp is None:  # no log-probs: text and stop reason only
+            reason = STOP_MAX_TOKENS if finish == "length" else (
+                STOP_NEWLINE if choice.get("stop_reason") == "\n" else STOP_EOS)
+            return Step(raw_text.strip(), math.nan, 0, reason)
+        tokens: list[str] = lp["tokens"]
+        token_lps: list[float | None] = lp["token_logprobs"]
+        newline_at = next((i for i, t in enumerate(tokens) if "\n" in t), None)
+        if newline_at is not None:  # the server listed the stop token: the step ends with it
+            used = token_lps[: newline_at + 1]
+            return Step(raw_text.split("\n", 1)[0].strip(), _sum(used, self._url), newline_at + 1, STOP_NEWLINE)
+        total = _sum(token_lps, self._url)
+        if finish == "length":
+            return Step(raw_text.strip(), total, len(tokens), STOP_MAX_TOKENS)
+        if choice.get("stop_reason") == "\n":  # stopped on the newline but did not list its token
+            extra = self._echo_logprob(prompt + raw_text, "\n")
+            with self._lock:
+                self.stats["stop_token_refetched"] += 1
+            return Step(raw_text.strip(), total + extra, len(tokens) + 1, STOP_NEWLINE)
+        # EOS. vLLM lists the EOS token (its text is "" or the EOS string); llama.cpp leaves it out.
+        if "stop_reason" not in choice:
+            with self._lock:
+                self.stats["eos_without_logprob"] += 1
+        return Step(raw_text.strip(), total, len(tokens), STOP_EOS)
+
+    def _echo_logprob(self, prompt: str, continuation: str) -> float:
+        """log P(continuation | prompt): the server scores prompt+continuation (echo) and we sum the
+        log-probs of the tokens that start inside the continuation. max_tokens=1 (not 0): llama.cpp
+        reads 0 as "no limit"; the one generated token lies past the text and is not counted."""
+        full = prompt + continuation
+        body = {"model": self.config.model, "prompt": full, "max_tokens": 1, "temperature": 0.0,
+                "echo": True, "logprobs": 1}
+        try:
+            choice = self._choice(self._post(body))
+        except ServerError as e:
+            if isinstance(e, ServerUnavailable):
+                raise
+            raise LogprobsUnavailable(f"{self.config.base_url} cannot score a given text (echo + logprobs): {e}. "
+                                      "llama.cpp: start it with --logits_all true; hosted endpoints often "
+                                      "do not support echo") from None
+        lp = choice.get("logprobs") or {}
+        offsets, token_lps, tokens = lp.get("text_offset"), lp.get("token_logprobs"), lp.get("tokens")
+        if not offsets or token_lps is None or tokens is None:
+            raise LogprobsUnavailable(f"{self.config.base_url} returned no prompt log-probs for echo=True; "
+                                      "log P(continuation | prompt) needs them")
+        # Offsets may count from the start of the echoed text (OpenAI, llama.cpp) — check it is so.
+        if offsets[0] != 0:
+            raise LogprobsUnavailable(f"{self.config.base_url}: echoed text offsets do not start at 0 "
+                                      f"(first is {offsets[0]}); cannot tell prompt tokens from continuation tokens")
+        start, end = len(prompt), len(full)
+        picked: list[float | None] = []
+        for i, off in enumerate(offsets):
+            tok_end = off + len(tokens[i])
+            # a token belongs to the continuation when it covers any of its characters
+            if tok_end > start and off < end:
+                picked.append(token_lps[i])
+        if not picked and continuation:
+            raise LogprobsUnavailable(f"{self.config.base_url}: no echoed token covers the continuation")
+        return _sum(picked, self._url)
+
+    # ------------------------------------------------------------------ HTTP with retries
+    def _choice(self, response: dict[str, Any]) -> dict[str, Any]:
+        choices = response.get("choices")
+        if not choices:
+            raise ServerError(f"{self._url} answered without choices: {json.dumps(response)[:300]}")
+        return choices[0]
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        last = ""
+        started = time.monotonic()
+        for attempt in range(self.config.max_retries + 1):
+            with self._lock:
+                self.stats["requests"] += 1
+                if attempt:
+                    self.stats["retries"] += 1
+            retry_after: float | None = None
+            try:
+                req = urllib.request.Request(self._url, data=data, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.config.timeout_s) as resp:
+                    return json.loads(resp.read().decode("utf-8"))
+            except urllib.error.HTTPError as e:
+                detail = _error_detail(e)
+                if e.code == 429 or e.code >= 500:
+                    last = f"HTTP {e.code}: {detail}"
+                    retry_after = _retry_after(e)
+                else:
+                    raise self._client_error(e.code, detail) from None
+            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, HTTPException) as e:
+                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+            except json.JSONDecodeError as e:
+                last = f"answer is not JSON ({e.msg})"
+            if attempt < self.config.max_retries:
+                wait = min(self.config.backoff_s * 2 ** attempt, 30.0)
+                wait = max(wait * (1 + 0.25 * random.random()), retry_after or 0.0)
+                self._sleep(wait)
+        raise ServerUnavailable(
+            f"server {self._url} did not answer after {self.config.max_retries + 1} tries over "
+            f"{time.monotonic() - started:.0f} s (last: {last}). Finished items are saved in the run "
+            "directory; start the server again and rerun the same command to resume")
+
+    def _client_error(self, code: int, detail: str) -> ServerError:
+        low = detail.lower()
+        if "model" in low and ("not found" in low or "does not exist" in low or code == 404):
+            return ModelNotFound(f"{self._url}: the server does not serve model {self.config.model!r} "
+                                 f"(HTTP {code}: {detail}); GET {self.config.base_url.rstrip('/')}/models lists its names")
+        if any(s in low for s in ("context length", "context window", "maximum context", "too long",
+                                  "exceed", "n_ctx")):
+            return ContextTooLong(f"{self._url}: prompt + max_tokens do not fit the model's context "
+                                  f"(HTTP {code}: {detail}); lower --max-tokens or use fewer few-shot examples")
+        if code in (401, 403):
+            return ServerError(f"{self._url}: not authorised (HTTP {code}: {detail}); set OPENAI_API_KEY")
+        if code == 404:
+            return ServerError(f"{self._url}: not found (HTTP 404: {detail}); --base-url should end in /v1")
+        return ServerError(f"{self._url}: request refused (HTTP {code}: {detail})")
+
+
+def _sum(values: Sequence[float | None], where: str) -> float:
+    if any(v is None for v in values):
+        raise LogprobsUnavailable(f"{where} returned a null log-prob for a generated token")
+    return float(sum(values))  # type: ignore[arg-type]
+
+
+def _error_detail(e: urllib.error.HTTPError) -> str:
+    try:
+        raw = e.read().decode("utf-8", errors="replace")
+    except Exception:  # the body is only for the message; its absence is not an error of its own
+        return str(e.reason)
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw.strip()[:300] or str(e.reason)
+    err = obj.get("error", obj) if isinstance(obj, dict) else obj
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("detail") or err)[:300]
+    return str(err)[:300]
+
+
+def _retry_after(e: urllib.error.HTTPError) -> float | None:
+    value = e.headers.get("Retry-After") if e.headers else None
+    try:
+        return min(float(value), 60.0) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,236 @@
+"""The OpenAI-compatible backend's HTTP handling against a real local HTTP server (127.0.0.1) that
+answers with scripted status codes and bodies: retries/backoff on 429/5xx and dead servers, clear
+4xx errors, and how completions answers map onto Steps. The end-to-end test against a real model
+server is tests/test_openai_backend_server.py."""
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from backtrack.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Generator
+from backtrack.openai_backend import (ContextTooLong, LogprobsUnavailable, ModelNotFound, OpenAIConfig,
+                                      OpenAIGenerator, ServerError, ServerUnavailable, sample_seed)
+
+
+class Scripted:
+    """A real HTTP server whose answers come from a list of (status, body, headers) or a function."""
+
+    def __init__(self, answers=None, handler=None, delay_s: float = 0.0):
+        self.answers = list(answers or [])
+        self.handler = handler
+        self.delay_s = delay_s
+        self.requests: list[dict] = []
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # keep pytest output clean
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    outer.requests.append(body)
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                    answer = outer.handler(body) if outer.handler else outer.answers.pop(0)
+                time.sleep(outer.delay_s)
+                with outer.lock:
+                    outer.in_flight -= 1
+                status, payload, headers = (*answer, {})[:3] if len(answer) == 2 else answer
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def completion(text, tokens, lps, finish="stop", **extra):
+    choice = {"text": text, "index": 0, "finish_reason": finish,
+              "logprobs": {"tokens": tokens, "token_logprobs": lps, "top_logprobs": None,
+                           "text_offset": list(range(len(tokens)))}, **extra}
+    return 200, {"choices": [choice]}
+
+
+def gen(url, waits=None, **kw):
+    kw.setdefault("backoff_s", 0.5)
+    kw.setdefault("max_retries", 3)
+    return OpenAIGenerator(OpenAIConfig(base_url=url, model="m", **kw),
+                           sleep=(waits.append if waits is not None else (lambda s: None)))
+
+
+def test_is_a_generator_and_name_leaves_out_url():
+    g = gen("http://127.0.0.1:1/v1")
+    assert isinstance(g, Generator)
+    assert g.name == "openai:m:logprobs=raw" and "127.0.0.1" not in g.name
+    g.close()
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="http"):
+        OpenAIConfig(base_url="localhost:8000", model="m")
+    with pytest.raises(ValueError, match="concurrency"):
+        OpenAIConfig(base_url="http://x/v1", model="m", concurrency=0)
+    with pytest.raises(ValueError, match="logprobs_mode"):
+        OpenAIConfig(base_url="http://x/v1", model="m", logprobs_mode="maybe")
+
+
+def test_step_includes_the_listed_newline_token():
+    # llama.cpp/vLLM cut "\n" from text but list the token holding it; ".\n" keeps its "." in text
+    with Scripted([completion(" Let's go", [" Let", "'s", " go", ".\n"], [-0.5, -0.25, -1.0, -0.125])]) as s:
+        with gen(s.base_url) as g:
+            (step,) = g.greedy_steps(["Thought 1:"], max_tokens=16)
+    assert step.text == "Let's go"
+    assert step.n_tokens == 4 and step.stop_reason == STOP_NEWLINE
+    assert step.logprob == pytest.approx(-1.875)
+    sent = s.requests[0]
+    assert sent["stop"] == ["\n"] and sent["temperature"] == 0.0 and sent["max_tokens"] == 16 and sent["logprobs"] == 1
+
+
+def test_length_and_eos():
+    with Scripted([completion(" a b", [" a", " b"], [-1.0, -2.0], finish="length"),
+                   completion(" done", [" done", ""], [-1.0, -0.5], stop_reason=None)]) as s:
+        with gen(s.base_url, concurrency=1) as g:
+            a, b = g.greedy_steps(["p1", "p2"], max_tokens=2)
+    assert (a.text, a.n_tokens, a.stop_reason, a.logprob) == ("a b", 2, STOP_MAX_TOKENS, -3.0)
+    assert (b.text, b.n_tokens, b.stop_reason, b.logprob) == ("done", 2, STOP_EOS, -1.5)
+    assert g.stats["eos_without_logprob"] == 0  # vLLM-style: stop_reason says it was EOS
+
+
+def test_stop_token_refetched_when_server_does_not_list_it():
+    def handler(body):
+        if body.get("echo"):  # prompt + text + "\n" scored: offsets count from 0
+            full = body["prompt"]
+            return 200, {"choices": [{"text": full + "x", "finish_reason": "length", "logprobs": {
+                "tokens": [full[:-1], "\n", "x"], "token_logprobs": [None, -0.75, -3.0],
+                "text_offset": [0, len(full) - 1, len(full)]}}]}
+        return completion(" hi", [" hi"], [-1.0], stop_reason="\n")
+
+    with Scripted(handler=handler) as s:
+        with gen(s.base_url) as g:
+            (step,) = g.greedy_steps(["Q:"], max_tokens=8)
+    assert (step.text, step.n_tokens, step.stop_reason) == ("hi", 2, STOP_NEWLINE)
+    assert step.logprob == pytest.approx(-1.75)
+    assert g.stats["stop_token_refetched"] == 1
+
+
+def test_retries_5xx_and_429_with_backoff_then_succeeds():
+    waits: list[float] = []
+    with Scripted([(503, {"error": {"message": "loading"}}), (500, {"error": "boom"}),
+                   (429, {"error": "slow down"}, {"Retry-After": "7"}),
+                   completion(" ok", [" ok", "\n"], [-1.0, -0.5])]) as s:
+        with gen(s.base_url, waits=waits) as g:
+            (step,) = g.greedy_steps(["p"], max_tokens=4)
+    assert step.text == "ok" and g.stats["retries"] == 3
+    assert 0.5 <= waits[0] < 0.7 and 1.0 <= waits[1] < 1.3  # doubling, with jitter
+    assert waits[2] >= 7  # Retry-After honoured
+
+
+def test_gives_up_with_a_clear_error_after_retries():
+    waits: list[float] = []
+    with Scripted([(502, {"error": "bad gateway"})] * 4) as s:
+        with gen(s.base_url, waits=waits) as g:
+            with pytest.raises(ServerUnavailable, match="did not answer after 4 tries.*HTTP 502.*rerun the same command"):
+                g.greedy_steps(["p"], max_tokens=4)
+    assert len(waits) == 3
+
+
+def test_dead_server_is_a_clear_error():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now: connection refused
+    with gen(f"http://127.0.0.1:{port}/v1", max_retries=2) as g:
+        with pytest.raises(ServerUnavailable, match="3 tries.*(URLError|ConnectionRefused)"):
+            g.greedy_steps(["p"], max_tokens=4)
+
+
+@pytest.mark.parametrize("status,message,error", [
+    (404, "The model `m` does not exist.", ModelNotFound),
+    (400, "This model's maximum context length is 2048 tokens", ContextTooLong),
+    (400, "Requested tokens (3000) exceed context window of 2048", ContextTooLong),
+    (401, "invalid api key", ServerError),
+])
+def test_4xx_is_not_retried_and_names_the_problem(status, message, error):
+    with Scripted([(status, {"error": {"message": message}})]) as s:
+        with gen(s.base_url) as g:
+            with pytest.raises(error, match=message.split()[0]):
+                g.greedy_steps(["p"], max_tokens=4)
+    assert len(s.requests) == 1
+
+
+def test_missing_logprobs_refused_unless_allowed():
+    answer = (200, {"choices": [{"text": " hi", "finish_reason": "stop", "logprobs": None}]})
+    with Scripted([answer, answer]) as s:
+        with gen(s.base_url) as g:
+            with pytest.raises(LogprobsUnavailable, match="no log-probs"):
+                g.greedy_steps(["p"], max_tokens=4)
+        with gen(s.base_url, require_logprobs=False) as g:
+            (step,) = g.greedy_steps(["p"], max_tokens=4)
+    assert step.text == "hi" and math.isnan(step.logprob)
+
+
+def test_raw_logprobs_refuse_other_temperatures():
+    with gen("http://127.0.0.1:1/v1") as g:
+        with pytest.raises(LogprobsUnavailable, match="temperature 0.7"):
+            g.sample_steps("p", n=2, temperature=0.7, seed=0, max_tokens=4)
+
+
+def test_samples_get_distinct_stable_seeds_and_run_concurrently():
+    with Scripted(handler=lambda b: completion(" s", [" s", "\n"], [-1.0, -1.0]), delay_s=0.2) as s:
+        with gen(s.base_url, concurrency=4) as g:
+            steps = g.sample_steps("p", n=4, temperature=1.0, seed=3, max_tokens=4)
+        assert len(steps) == 4 and s.max_in_flight == 4
+        seeds = [r["seed"] for r in s.requests]
+        assert sorted(seeds) == sorted(sample_seed(3, i) for i in range(4)) and len(set(seeds)) == 4
+        with gen(s.base_url, concurrency=1) as g:
+            s.max_in_flight = 0
+            g.greedy_steps(["a", "b", "c"], max_tokens=4)
+        assert s.max_in_flight == 1
+    assert sample_seed(0, 1) != sample_seed(1, 0)
+
+
+def test_logprob_sums_the_continuation_tokens():
+    prompt, cont = "Q: 1+1?\nThought 1:", " It is 2."
+    full = prompt + cont
+    pieces = ["Q", ": 1+1?\nThought 1", ":", " It", " is", " 2", "."]
+    offsets = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
+    assert "".join(pieces) == full
+    lps = [None, -1.0, -0.5, -2.0, -0.25, -0.125, -1.0]
+    with Scripted(handler=lambda b: (200, {"choices": [{"text": full + "\n", "finish_reason": "length", "logprobs": {
+            "tokens": pieces + ["\n"], "token_logprobs": lps + [-9.0], "text_offset": offsets + [len(full)]}}]})) as s:
+        with gen(s.base_url) as g:
+            assert g.logprob(prompt, [cont]) == [pytest.approx(-3.375)]
+    assert s.requests[0]["echo"] is True and s.requests[0]["max_tokens"] == 1
+
+
+def test_logprob_echo_refused_is_a_clear_error():
+    with Scripted([(400, {"error": {"message": "echo is not supported"}})]) as s:
+        with gen(s.base_url) as g:
+            with pytest.raises(LogprobsUnavailable, match="echo"):
+                g.logprob("p", ["x"])
