@@ -162,6 +162,26 @@ def data_export_cli(out: Path = typer.Option(..., "--out", help="Output file (tr
     typer.echo(guarded(run))
 
 
+# ---------------------------------------------------------------- bbm merge (sharded runs)
+def render_merge(r: dict) -> str:
+    return (f"merged {r['shards']} shards ({r['records']} records, {r['n_items']} items) into {r['out']}\n"
+            f"results recomputed in {r['out']}/results.json")
+
+
+@app.command("merge")
+def merge_cli(run_dirs: List[Path] = typer.Argument(..., help="The run directories of shards 0/n .. n-1/n (any order)."),
+              out: Path = typer.Option(..., "--out", help="New run directory for the merged run."),
+              as_json: bool = JsonOut) -> None:
+    """Join the run directories of a run made with --shard i/n into one, equal to the unsharded run.
+
+    Checks that the configs agree except for the shard (and base URL), that all n shards are there,
+    finished and disjoint; writes samples.jsonl in the original item order and recomputes results.json
+    with the function the unsharded run uses."""
+    from backtrack.shard import merge_runs
+
+    emit(guarded(lambda: merge_runs(out, run_dirs)), as_json, render_merge)
+
+
 def main() -> None:
     app()
 

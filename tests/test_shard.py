@@ -126,3 +126,18 @@ def test_execution_keys_may_differ_and_unknown_kind_is_refused(tmp_path, toy_kin
     with pytest.raises(ValueError, match="no results function for run kind 'mystery'"):
         merge_runs(tmp_path / "m2", [c, d])
     assert merge_runs(tmp_path / "m3", [c, d], results_fn=toy_results)["results"]["n_items"] == 11
+
+
+def test_merge_command(tmp_path, toy_kind):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    whole = toy_run(tmp_path / "whole", WHOLE)
+    dirs = [str(toy_run(tmp_path / f"s{i}", Shard(i, 2)).path) for i in range(2)]
+    runner = CliRunner()
+    ok = runner.invoke(app, ["merge", *dirs, "--out", str(tmp_path / "m"), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["results"] == read(whole.path, "results.json")
+    bad = runner.invoke(app, ["merge", dirs[0], "--out", str(tmp_path / "m2")])
+    assert bad.exit_code == 1 and "shard(s) 1/2 missing" in bad.output
