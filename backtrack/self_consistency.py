@@ -1,0 +1,160 @@
+"""Self-consistency (Wang et al. 2022): sample k traces at temperature T, extract each answer,
+vote.
+
+Sampling: a trace is built step by step, one sample at temperature T per step, with the seed of
+each step derived from (run seed, question id, sample index, step index), so every trace is
+reproducible on its own and a resumed run draws the same samples.
+
+Voting is a pipeline of named steps over a list of ballots (one per trace), like lm-eval's filters
+(regex -> majority_vote -> take_first), never a chain of branches:
+
+    extract   the paper's answer regex and the task's normalisers (bigbench_mistake/answers.py);
+              a trace without a usable answer becomes an invalid ballot with its reason
+    weight    uniform (every ballot 1.0), or located (see `located_weights`)
+    tally     sum the weights of each valid answer; invalid ballots are counted, never voted
+    decide    the answer with the largest total; ties are broken towards the answer whose first
+              ballot came earliest (lowest sample index) and reported in `Vote.tied`
+
+Reward-model-weighted vote (`located` weights): a trace in which the locator finds no mistake
+(first_mistake(scores, threshold) is None) weighs 1.0; a trace with a located mistake weighs
+`located_weight` (default 0.5), whatever the position of the mistake. A located trace still votes
+(the locator may be wrong) but two of them are needed to outvote one clean trace.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+from bigbench_mistake.answers import Invalid, take_answer
+from bigbench_mistake.tasks import TaskSpec
+
+from .generator import STOP_EOS, Generator, Step
+
+
+# ------------------------------------------------------------------ sampled traces
+def step_seed(seed: int, question_id: str, sample: int, step: int) -> int:
+    """A distinct, stable seed per (run seed, question, sample index, step index)."""
+    digest = hashlib.sha256(f"sc|{seed}|{question_id}|{sample}|{step}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def trace_finished(step: Step) -> bool:
+    """A trace ends when a step states the answer (the paper's regex) or the model stops (EOS)."""
+    return step.stop_reason == STOP_EOS or not isinstance(take_answer(step.text), Invalid)
+
+
+def decode_trace(next_step: Callable[[list[str]], Step], max_steps: int) -> tuple[list[str], list[Step]]:
+    """Steps until a finished step or max_steps. `next_step(accepted_steps)` produces one Step."""
+    texts: list[str] = []
+    steps: list[Step] = []
+    while len(texts) < max_steps:
+        step = next_step(texts)
+        steps.append(step)
+        texts.append(step.text)
+        if trace_finished(step):
+            break
+    return texts, steps
+
+
+def sample_trace(generator: Generator, spec: TaskSpec, input_text: str, question_id: str, sample: int, *,
+                 temperature: float, seed: int, max_steps: int, max_step_tokens: int,
+                 top_k: int | None = None, top_p: float | None = None) -> tuple[list[str], list[Step]]:
+    """One trace sampled at `temperature`, one step per call."""
+
+    def next_step(done: list[str]) -> Step:
+        s = step_seed(seed, question_id, sample, len(done))
+        return generator.sample_steps(spec.prompt(input_text, done), 1, temperature, s, max_step_tokens,
+                                      top_k=top_k, top_p=top_p)[0]
+
+    return decode_trace(next_step, max_steps)
+
+
+# ------------------------------------------------------------------ the vote pipeline
+@dataclass(frozen=True)
+class Ballot:
+    sample: int  # index of the trace among the k samples (the tie-break order)
+    answer: str | None  # normalised answer; None when invalid
+    invalid_reason: str | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Vote:
+    answer: str | None  # None when every ballot was invalid
+    totals: dict[str, float]  # answer -> summed weight, in order of first appearance
+    counts: dict[str, int]  # answer -> number of ballots
+    tied: tuple[str, ...]  # answers sharing the top total (empty when there is no tie)
+    n_valid: int
+    n_invalid: int
+    invalid_reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"answer": self.answer, "totals": self.totals, "counts": self.counts, "tied": list(self.tied),
+                "n_valid": self.n_valid, "n_invalid": self.n_invalid, "invalid_reasons": self.invalid_reasons}
+
+
+def extract_ballots(spec: TaskSpec, traces: Sequence[Sequence[str]]) -> list[Ballot]:
+    """extract: regex + the task's normalisers on each trace's last step."""
+    out = []
+    for i, steps in enumerate(traces):
+        value = spec.normalised_answer(steps)
+        out.append(Ballot(i, None, value.reason) if isinstance(value, Invalid) else Ballot(i, value))
+    return out
+
+
+def uniform_weights(ballots: Sequence[Ballot]) -> list[Ballot]:
+    return [replace(b, weight=1.0) for b in ballots]
+
+
+def located_weights(ballots: Sequence[Ballot], located: Sequence[int | None], located_weight: float) -> list[Ballot]:
+    """weight: 1.0 where no mistake was located in the ballot's trace, `located_weight` where one was."""
+    if len(located) != len(ballots):
+        raise ValueError(f"{len(located)} locations for {len(ballots)} ballots")
+    return [replace(b, weight=1.0 if located[b.sample] is None else located_weight) for b in ballots]
+
+
+def tally(ballots: Sequence[Ballot]) -> tuple[dict[str, float], dict[str, int], dict[str, int]]:
+    """Sum the weights per valid answer (dicts keep first-appearance order); count invalid reasons."""
+    totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    invalid: dict[str, int] = {}
+    for b in sorted(ballots, key=lambda b: b.sample):
+        if b.answer is None:
+            invalid[b.invalid_reason or "invalid"] = invalid.get(b.invalid_reason or "invalid", 0) + 1
+            continue
+        totals[b.answer] = totals.get(b.answer, 0.0) + b.weight
+        counts[b.answer] = counts.get(b.answer, 0) + 1
+    return totals, counts, invalid
+
+
+def decide(totals: dict[str, float], counts: dict[str, int], invalid: dict[str, int]) -> Vote:
+    """The largest total wins; among tied answers the one seen first (lowest sample index) wins."""
+    n_invalid = sum(invalid.values())
+    n_valid = sum(counts.values())
+    if not totals:
+        return Vote(None, {}, {}, (), n_valid, n_invalid, invalid)
+    best = max(totals.values())
+    # Weights are sums of a few floats: compare with a tolerance so 0.5 + 0.5 ties with 1.0.
+    top = tuple(a for a, w in totals.items() if abs(w - best) <= 1e-9)
+    return Vote(top[0], {a: round(w, 6) for a, w in totals.items()}, counts, top if len(top) > 1 else (),
+                n_valid, n_invalid, invalid)
+
+
+def majority_vote(spec: TaskSpec, traces: Sequence[Sequence[str]]) -> Vote:
+    """extract -> uniform weights -> tally -> decide."""
+    return decide(*tally(uniform_weights(extract_ballots(spec, traces))))
+
+
+def weighted_vote(spec: TaskSpec, traces: Sequence[Sequence[str]], located: Sequence[int | None],
+                  located_weight: float) -> Vote:
+    """extract -> located weights -> tally -> decide."""
+    return decide(*tally(located_weights(extract_ballots(spec, traces), located, located_weight)))
+
+
+def winning_sample(spec: TaskSpec, traces: Sequence[Sequence[str]], vote: Vote) -> int | None:
+    """The first sample whose answer is the winner: its trace is the strategy's final trace."""
+    for b in extract_ballots(spec, traces):
+        if vote.answer is not None and b.answer == vote.answer:
+            return b.sample
+    return None

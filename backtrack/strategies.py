@@ -1,0 +1,309 @@
+"""Prompting strategies behind one signature, registered in one dict (`bbm compare` loops over it).
+
+    strategy(items, config, generator, locator) -> list[StrategyResult]   (one result per item, in order)
+
+Items are questions (task, id, input, target). Every strategy sees the generator through a
+`CountingGenerator`, so tokens generated (sum of Step.n_tokens) and model calls (one per prompt a
+call serves: a batched greedy_steps of 3 prompts is 3 calls, sample_steps of n is n calls, a
+logprob of any number of continuations is 1 call) are counted the same way for every strategy.
+A locator that asks the same model (the prompt-based finders) is built on the same counting
+generator by the caller, so its calls are charged to the strategy that used it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bigbench_mistake.records import Trace, ValidationIssue, DataError, iter_jsonl
+from bigbench_mistake.tasks import TASKS, get_task
+from reward_model.locator import Locator, locate
+
+from .generator import Generator, Step
+from .least_to_most import least_to_most as run_least_to_most
+from .self_consistency import decode_trace, majority_vote, sample_trace, weighted_vote, winning_sample
+
+
+# ------------------------------------------------------------------ items
+@dataclass(frozen=True)
+class Item:
+    task: str
+    id: str
+    input: str
+    target: str
+
+    def __post_init__(self) -> None:
+        get_task(self.task)
+
+    @classmethod
+    def from_trace(cls, t: Trace) -> "Item":
+        return cls(t.task, t.id, t.input, t.target)
+
+
+def items_from_traces(traces: Sequence[Trace], limit: int | None = None) -> list[Item]:
+    """One item per distinct question (task, input), in file order; at most `limit` per task."""
+    seen: set[tuple[str, str]] = set()
+    per_task: dict[str, int] = {}
+    out = []
+    for t in traces:
+        if (t.task, t.input) in seen or (limit is not None and per_task.get(t.task, 0) >= limit):
+            continue
+        seen.add((t.task, t.input))
+        per_task[t.task] = per_task.get(t.task, 0) + 1
+        out.append(Item.from_trace(t))
+    return out
+
+
+def read_questions(path: str | Path) -> list[Item]:
+    """Questions from JSONL: task, input, target (id optional: task-line). Errors name file, line, field."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    items, issues = [], []
+    for line, value in iter_jsonl(path):
+        if isinstance(value, ValidationIssue):
+            issues.append(value)
+            continue
+        if not isinstance(value, dict):
+            issues.append(ValidationIssue(str(path), line, "<record>", "expected a JSON object"))
+            continue
+        bad = [k for k in ("task", "input", "target") if not isinstance(value.get(k), str)]
+        for k in bad:
+            issues.append(ValidationIssue(str(path), line, k, "missing key or not a string"))
+        if not bad and value["task"] not in TASKS:
+            issues.append(ValidationIssue(str(path), line, "task", f"unknown task {value['task']!r}; known: {', '.join(TASKS)}"))
+            continue
+        if not bad:
+            items.append(Item(value["task"], str(value.get("id", f"{value['task']}-{line - 1:04d}")),
+                              value["input"], value["target"]))
+    ids = [i.id for i in items]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        issues.append(ValidationIssue(str(path), 0, "id", f"id {dup!r} appears more than once"))
+    if issues:
+        raise DataError(issues)
+    return items
+
+
+# ------------------------------------------------------------------ config and results
+@dataclass(frozen=True)
+class StrategyConfig:
+    max_steps: int = 30  # cap on the Thoughts of one trace
+    max_step_tokens: int = 128  # cap on the tokens of one step
+    seed: int = 0
+    # self-consistency (Wang et al. 2022)
+    sc_samples: int = 8
+    sc_temperature: float = 0.7
+    sc_top_k: int | None = None
+    sc_top_p: float | None = None
+    # sc-weighted: weight of a trace with a located mistake (1.0 without); see self_consistency.py
+    located_weight: float = 0.5
+    threshold: float = 0.5  # first_mistake threshold on locator scores
+    # least-to-most (Zhou et al. 2022)
+    ltm_max_subquestions: int = 8
+    ltm_decompose_tokens: int = 192
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.max_step_tokens < 1 or self.ltm_decompose_tokens < 1:
+            raise ValueError("max_steps, max_step_tokens and ltm_decompose_tokens must be >= 1")
+        if self.sc_samples < 1:
+            raise ValueError("sc_samples must be >= 1")
+        if self.sc_temperature <= 0:
+            raise ValueError("sc_temperature must be > 0 (self-consistency samples)")
+        if self.sc_top_k is not None and self.sc_top_k < 1:
+            raise ValueError("sc_top_k must be >= 1 when given")
+        if self.sc_top_p is not None and not 0 < self.sc_top_p <= 1:
+            raise ValueError("sc_top_p must be in (0, 1] when given")
+        if not 0 <= self.located_weight <= 1:
+            raise ValueError("located_weight must be in [0, 1]")
+        if not 0 < self.threshold <= 1:
+            raise ValueError("threshold must be in (0, 1]")
+        if self.ltm_max_subquestions < 1:
+            raise ValueError("ltm_max_subquestions must be >= 1")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StrategyResult:
+    strategy: str
+    item: Item
+    steps: list[str]
+    answer: str | None  # normalised answer; None when invalid
+    correct: bool
+    invalid_reason: str | None
+    tokens: int  # tokens generated (sum of Step.n_tokens over every call, kept or not)
+    calls: int  # model calls (see the module docstring)
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The dataset's shape (input, steps, answer, target, mistake_index=None: unlabelled) plus costs."""
+        return {"key": f"{self.strategy}::{self.item.id}", "strategy": self.strategy, "task": self.item.task,
+                "id": self.item.id, "input": self.item.input, "steps": self.steps, "answer": self.answer,
+                "target": self.item.target, "mistake_index": None, "correct": self.correct,
+                "invalid_reason": self.invalid_reason, "tokens": self.tokens, "calls": self.calls,
+                "seconds": round(self.seconds, 3), **self.extra}
+
+
+# ------------------------------------------------------------------ cost accounting
+class CountingGenerator:
+    """The Generator protocol, forwarding to another generator and counting tokens and calls."""
+
+    def __init__(self, inner: Generator):
+        self.inner = inner
+        self.name = inner.name
+        self.tokens = 0
+        self.calls = 0
+
+    def _count(self, steps: list[Step]) -> list[Step]:
+        self.tokens += sum(s.n_tokens for s in steps)
+        self.calls += len(steps)
+        return steps
+
+    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
+        return self._count(self.inner.greedy_steps(prompts, max_tokens))
+
+    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
+                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        return self._count(self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p))
+
+    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        self.calls += 1
+        return self.inner.logprob(prompt, continuations)
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.tokens, self.calls
+
+
+def counting(generator: Generator) -> CountingGenerator:
+    return generator if isinstance(generator, CountingGenerator) else CountingGenerator(generator)
+
+
+def _run_each(name: str, items: Sequence[Item], generator: Generator,
+              solve: Callable[[Item, CountingGenerator], tuple[list[str], dict[str, Any]] | tuple[list[str], dict[str, Any], Any]],
+              ) -> list[StrategyResult]:
+    """Per item: time it, count what it generated, score its final steps."""
+    gen = counting(generator)
+    out = []
+    for item in items:
+        spec = get_task(item.task)
+        tokens0, calls0 = gen.snapshot()
+        start = time.perf_counter()
+        steps, extra, *voted = solve(item, gen)
+        seconds = time.perf_counter() - start
+        if voted:  # a vote decides the answer, not the final trace's last step
+            vote = voted[0]
+            scored = spec.score_stored(vote.answer, item.target) if vote.answer is not None else None
+            answer, invalid = (scored.answer, None) if scored else (None, "every sample invalid")
+            correct = bool(scored and scored.correct)
+        else:
+            scored = spec.score(steps, item.target)
+            answer, invalid, correct = scored.answer, scored.invalid_reason, scored.correct
+        tokens1, calls1 = gen.snapshot()
+        out.append(StrategyResult(name, item, steps, answer, correct, invalid, tokens1 - tokens0, calls1 - calls0,
+                                  seconds, extra))
+    return out
+
+
+# ------------------------------------------------------------------ the strategies
+def greedy_trace(gen: Generator, item: Item, config: StrategyConfig) -> list[str]:
+    spec = get_task(item.task)
+    steps, _ = decode_trace(lambda done: gen.greedy_steps([spec.prompt(item.input, done)], config.max_step_tokens)[0],
+                            config.max_steps)
+    return steps
+
+
+def cot(items: Sequence[Item], config: StrategyConfig, generator: Generator, locator: Locator | None = None
+        ) -> list[StrategyResult]:
+    """Chain of thought: greedy step-wise decoding on the task's few-shot prompt."""
+    return _run_each("cot", items, generator, lambda item, gen: (greedy_trace(gen, item, config), {}))
+
+
+def _sampled_traces(item: Item, gen: Generator, config: StrategyConfig) -> list[list[str]]:
+    spec = get_task(item.task)
+    return [sample_trace(gen, spec, item.input, item.id, i, temperature=config.sc_temperature, seed=config.seed,
+                         max_steps=config.max_steps, max_step_tokens=config.max_step_tokens,
+                         top_k=config.sc_top_k, top_p=config.sc_top_p)[0]
+            for i in range(config.sc_samples)]
+
+
+def _vote_extra(spec, traces, vote) -> tuple[list[str], dict[str, Any]]:
+    win = winning_sample(spec, traces, vote)
+    # The final trace is the first sample that gave the winning answer (the first sample when none did).
+    final = traces[win if win is not None else 0]
+    return final, {"vote": vote.to_dict(), "winning_sample": win,
+                   "sample_answers": [spec.normalised_answer(t) if isinstance(spec.normalised_answer(t), str) else None
+                                      for t in traces],
+                   "samples": traces}
+
+
+def self_consistency(items: Sequence[Item], config: StrategyConfig, generator: Generator,
+                     locator: Locator | None = None) -> list[StrategyResult]:
+    """k traces at temperature T, majority vote over their answers (invalid answers counted, not voted)."""
+
+    def solve(item: Item, gen: Generator):
+        spec = get_task(item.task)
+        traces = _sampled_traces(item, gen, config)
+        vote = majority_vote(spec, traces)
+        final, extra = _vote_extra(spec, traces, vote)
+        return final, extra, vote
+
+    return _run_each("self-consistency", items, generator, solve)
+
+
+def sc_weighted(items: Sequence[Item], config: StrategyConfig, generator: Generator,
+                locator: Locator | None = None) -> list[StrategyResult]:
+    """Self-consistency where a trace with a located mistake weighs config.located_weight (1.0 without)."""
+    if locator is None:
+        raise ValueError("sc-weighted needs a locator (e.g. --locator prompt:direct-step)")
+
+    def solve(item: Item, gen: Generator):
+        spec = get_task(item.task)
+        traces = _sampled_traces(item, gen, config)
+        as_traces = [Trace(item.task, f"{item.id}#sample{i}", item.input, tuple(t), None, item.target, None)
+                     for i, t in enumerate(traces)]
+        located = locate(locator, as_traces, config.threshold)
+        vote = weighted_vote(spec, traces, located, config.located_weight)
+        final, extra = _vote_extra(spec, traces, vote)
+        extra.update(located=located, locator=locator.name)
+        return final, extra, vote
+
+    return _run_each("sc-weighted", items, generator, solve)
+
+
+def least_to_most(items: Sequence[Item], config: StrategyConfig, generator: Generator,
+                  locator: Locator | None = None) -> list[StrategyResult]:
+    """Decomposition, one solve call per sub-question, final answer (backtrack/least_to_most.py)."""
+
+    def solve(item: Item, gen: Generator):
+        r = run_least_to_most(gen, get_task(item.task), item.input, max_subquestions=config.ltm_max_subquestions,
+                              decompose_tokens=config.ltm_decompose_tokens, max_step_tokens=config.max_step_tokens)
+        return r.steps, {"subquestions": r.subquestions, "decomposition": r.decomposition,
+                         "dropped_subquestions": r.n_dropped_subquestions}
+
+    return _run_each("least-to-most", items, generator, solve)
+
+
+Strategy = Callable[[Sequence[Item], StrategyConfig, Generator, "Locator | None"], list[StrategyResult]]
+
+STRATEGIES: dict[str, Strategy] = {
+    "cot": cot,
+    # "backtrack": cot followed by backtracking at the located mistake -- registered by the lead
+    # (backtrack/backtracking.py); it belongs here, between cot and the sampling strategies.
+    "self-consistency": self_consistency,
+    "sc-weighted": sc_weighted,
+    "least-to-most": least_to_most,
+}
+
+#: strategies that need a locator
+NEEDS_LOCATOR = {"sc-weighted", "backtrack"}
+
+
+def get_strategy(name: str) -> Strategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}") from None
