@@ -1,0 +1,73 @@
+"""Step features: named groups, each a small module with `features(ctx) -> dict[str, float]`.
+
+A feature whose name starts with `check_` is a hand-written check: > 0 means "this step looks
+wrong". `checks_fired` and the checks-only locator use exactly those, so the gain from training on
+top of the checks stays measurable. Generic groups never look at `ctx.task`; only `task_specific`
+does, and it is left out by the `generic` feature set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from bigbench_mistake.records import Trace
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step's score may depend on: the question, the steps before it, and the step."""
+
+    task: str
+    question: str
+    previous: tuple[str, ...]
+    step: str
+
+    @property
+    def index(self) -> int:
+        return len(self.previous)
+
+
+def contexts(trace: Trace) -> list[StepContext]:
+    return [StepContext(trace.task, trace.input, tuple(trace.steps[:j]), s) for j, s in enumerate(trace.steps)]
+
+
+def _groups() -> dict[str, Callable[[StepContext], dict[str, float]]]:
+    from . import arithmetic, letters, novelty, repetition, state, task_specific, text
+
+    return {
+        "text": text.features,
+        "arithmetic": arithmetic.features,
+        "letters": letters.features,
+        "novelty": novelty.features,
+        "repetition": repetition.features,
+        "state": state.features,
+        "task_specific": task_specific.features,
+    }
+
+
+GENERIC_GROUPS = ("text", "arithmetic", "letters", "novelty", "repetition", "state")
+ALL_GROUPS = GENERIC_GROUPS + ("task_specific",)
+FEATURE_SETS = {"all": ALL_GROUPS, "generic": GENERIC_GROUPS}
+
+
+def numeric_features(ctx: StepContext, groups: Sequence[str]) -> dict[str, float]:
+    """Every numeric feature of the named groups, names prefixed by their group."""
+    table = _groups()
+    out: dict[str, float] = {}
+    for g in groups:
+        if g not in table:
+            raise ValueError(f"unknown feature group {g!r}; known: {', '.join(table)}")
+        for name, value in table[g](ctx).items():
+            out[f"{g}.{name}"] = float(value)
+    return out
+
+
+def checks_fired(feats: dict[str, float]) -> bool:
+    return any(v > 0 for k, v in feats.items() if k.split(".", 1)[1].startswith("check_"))
+
+
+def step_text(ctx: StepContext) -> str:
+    """The text the bag-of-words part sees: the step in the shared format (same at train and inference)."""
+    from bigbench_mistake.tasks import format_step
+
+    return format_step(ctx.index, ctx.step)

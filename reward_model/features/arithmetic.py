@@ -1,0 +1,104 @@
+"""Does arithmetic written in the step evaluate correctly?
+
+Each clause is read as a chain `lhs = e1 = e2 = ... = value`; every two neighbouring expressions that
+both evaluate must be equal. Single capital letters defined earlier (`A = ... = -14`) are substituted
+with the value the trace gave them, so `A - B - C = -14 - 2 - (-1260)` is checked too.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from fractions import Fraction
+from typing import Iterable
+
+from . import StepContext
+
+_CLAUSES = re.compile(r",\s*(?:where\s+|and\s+)?(?=[A-Z]\s*=)|\s+and\s+(?=[A-Z]\s*=)|\.\s+(?=[A-Z])|;")
+_EXPR_CHARS = r"[-+*/()\d.\sA-Z×]"
+_SUFFIX = re.compile(rf"(?:\b[A-Z]\b|{_EXPR_CHARS})+$")
+_PREFIX = re.compile(rf"^(?:\b[A-Z]\b|{_EXPR_CHARS})+")
+_VAR = re.compile(r"\b([A-Z])\b")
+
+
+def evaluate(expr: str) -> Fraction | None:
+    """Exact value of + - * / arithmetic on integers and decimals, or None if it is not that."""
+    expr = expr.replace("×", "*").strip().rstrip(".").strip()
+    if not expr or not re.search(r"\d", expr) or re.search(r"[^-+*/()\d.\s]", expr):
+        return None
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+    return _eval(tree.body)
+
+
+def _eval(node: ast.AST) -> Fraction | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return Fraction(str(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _eval(node.operand)
+        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        a, b = _eval(node.left), _eval(node.right)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        return None if b == 0 else a / b
+    return None
+
+
+def _substitute(expr: str, env: dict[str, Fraction]) -> str:
+    return _VAR.sub(lambda m: f"({env[m.group(1)]})" if m.group(1) in env else m.group(0), expr)
+
+
+def chains(text: str) -> Iterable[list[str]]:
+    """Expression chains of a text: the pieces around '=' signs, trimmed to their arithmetic part."""
+    for clause in _CLAUSES.split(text):
+        parts = clause.split("=")
+        if len(parts) < 2:
+            continue
+        exprs = []
+        for k, part in enumerate(parts):
+            if k == 0:
+                m = _SUFFIX.search(part.rstrip())
+            else:
+                m = _PREFIX.search(part.strip().split(". ")[0])
+            exprs.append(m.group(0).strip() if m else "")
+        yield exprs
+
+
+def _fold_variables(texts: Iterable[str]) -> dict[str, Fraction]:
+    """Values the trace gave to single-letter variables: the last evaluable member of `X = ...`."""
+    env: dict[str, Fraction] = {}
+    for text in texts:
+        for exprs in chains(text):
+            name = exprs[0]
+            if re.fullmatch(r"[A-Z]", name):
+                values = [evaluate(_substitute(e, env)) for e in exprs[1:]]
+                values = [v for v in values if v is not None]
+                if values:
+                    env[name] = values[-1]
+    return env
+
+
+def check_chains(text: str, env: dict[str, Fraction]) -> tuple[int, int]:
+    """(equalities checked, equalities that fail)."""
+    checked = wrong = 0
+    for exprs in chains(text):
+        values = [evaluate(_substitute(e, env)) if e else None for e in exprs]
+        for a, b in zip(values, values[1:]):
+            if a is not None and b is not None:
+                checked += 1
+                wrong += a != b
+    return checked, wrong
+
+
+def features(ctx: StepContext) -> dict[str, float]:
+    env = _fold_variables(ctx.previous)
+    checked, wrong = check_chains(ctx.step, env)
+    return {"n_checked": min(checked, 10) / 10.0, "check_wrong_equation": float(wrong > 0), "n_wrong": min(wrong, 5)}
