@@ -78,6 +78,7 @@ class OpenAIConfig:
     backoff_s: float = 1.0       # first wait; doubles each retry (capped at 30 s), plus jitter
     logprobs_mode: str = "raw"   # raw: server returns temperature-1 log-probs; processed; none
     require_logprobs: bool = True  # False: steps from a log-prob-less server carry logprob=nan
+    check_model: bool = True     # GET /models once and fail unless it lists `model`
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -110,6 +111,7 @@ class OpenAIGenerator:
         self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="bbm-openai")
         self._lock = threading.Lock()
+        self._served: list[str] | None = None  # model names from GET /models, once checked
         self.stats = {"requests": 0, "retries": 0, "stop_token_refetched": 0, "eos_without_logprob": 0}
 
     def close(self) -> None:
@@ -243,8 +245,30 @@ class OpenAIGenerator:
             raise ServerError(f"{self._url} answered without choices: {json.dumps(response)[:300]}")
         return choices[0]
 
+    def check_model(self) -> list[str]:
+        """GET {base_url}/models and fail unless it lists our model. Needed because some servers
+        (llama-cpp-python) answer a request for an unknown model with their default model instead
+        of an error. Runs once, before the first completion request; returns the served names."""
+        with self._lock:
+            if self._served is not None:
+                return self._served
+        answer = self._request(self.config.base_url.rstrip("/") + "/models", None)
+        served = [m.get("id") for m in answer.get("data", []) if isinstance(m, dict)]
+        if self.config.model not in served:
+            raise ModelNotFound(f"{self.config.base_url} does not serve model {self.config.model!r}; it serves: "
+                                f"{', '.join(map(str, served)) or 'nothing'} (pass one of these as --model)")
+        with self._lock:
+            self._served = served
+        return served
+
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body).encode()
+        if self._served is None and self.config.check_model:
+            self.check_model()
+        return self._request(self._url, body)
+
+    def _request(self, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """POST body (GET when None) with retries on 429/5xx/connection errors; 4xx raise at once."""
+        data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
@@ -257,7 +281,7 @@ class OpenAIGenerator:
                     self.stats["retries"] += 1
             retry_after: float | None = None
             try:
-                req = urllib.request.Request(self._url, data=data, headers=headers, method="POST")
+                req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
                 with urllib.request.urlopen(req, timeout=self.config.timeout_s) as resp:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as e:
@@ -276,7 +300,7 @@ class OpenAIGenerator:
                 wait = max(wait * (1 + 0.25 * random.random()), retry_after or 0.0)
                 self._sleep(wait)
         raise ServerUnavailable(
-            f"server {self._url} did not answer after {self.config.max_retries + 1} tries over "
+            f"server {url} did not answer after {self.config.max_retries + 1} tries over "
             f"{time.monotonic() - started:.0f} s (last: {last}). Finished items are saved in the run "
             "directory; start the server again and rerun the same command to resume")
 

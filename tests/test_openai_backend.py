@@ -25,6 +25,7 @@ class Scripted:
         self.answers = list(answers or [])
         self.handler = handler
         self.delay_s = delay_s
+        self.models = ["m"]
         self.requests: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -33,6 +34,14 @@ class Scripted:
         class H(BaseHTTPRequestHandler):
             def log_message(self, *a):  # keep pytest output clean
                 pass
+
+            def do_GET(self):  # GET /v1/models
+                data = json.dumps({"object": "list", "data": [{"id": m} for m in outer.models]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -234,3 +243,15 @@ def test_logprob_echo_refused_is_a_clear_error():
         with gen(s.base_url) as g:
             with pytest.raises(LogprobsUnavailable, match="echo"):
                 g.logprob("p", ["x"])
+
+
+def test_unknown_model_name_is_refused_before_generating():
+    # llama-cpp-python's server answers an unknown model name with its default model: check /models first
+    with Scripted([completion(" x", [" x", "\n"], [-1.0, -1.0])]) as s:
+        s.models = ["gemma3-270m"]
+        with gen(s.base_url) as g:
+            with pytest.raises(ModelNotFound, match="does not serve model 'm'; it serves: gemma3-270m"):
+                g.greedy_steps(["p"], max_tokens=4)
+        assert s.requests == []
+        with gen(s.base_url, check_model=False) as g:
+            assert g.greedy_steps(["p"], max_tokens=4)[0].text == "x"
