@@ -5,15 +5,16 @@ batches (vLLM) or several server slots see `concurrency` requests at once. Only 
 (urllib + concurrent.futures): no new dependency for a handful of JSON POSTs.
 
 What the completions API gives, and how it maps onto the conventions of backtrack/generator.py:
-- `stop=["\\n"]` ends a step at its first newline. The server cuts the newline out of `text` but,
-  on llama.cpp (llama-cpp-python) and vLLM, still lists the token holding it in `logprobs`: the
-  step's tokens are those up to and including the first token whose text contains "\\n", so
-  `Step.logprob` includes the stop token as the protocol asks. A server that leaves that token out
-  but says it stopped on "\\n" (vLLM's `stop_reason`) gets one extra echo request for the
-  newline's log-prob (counted in `stats["stop_token_refetched"]`). Text before the newline inside
-  the stop token (e.g. a ".\\n" token) is part of `text`, as with a local model.
-- EOS: vLLM lists the EOS token with its log-prob; llama.cpp does not, so there an EOS-ended
-  step's log-prob lacks the EOS token (counted in `stats["eos_without_logprob"]`).
+- `stop=["\\n"]` ends a step at its first newline. The server cuts the newline out of `text` but
+  llama-cpp-python and vLLM still list the token holding it in `logprobs`: the step's tokens are
+  those up to and including the first token whose text contains "\\n", so `Step.logprob` includes
+  the stop token as the protocol asks. A server that stops without listing the stop token (llama.cpp's
+  own llama-server drops it; vLLM when it does) is asked once more, without the stop string, for one
+  token more: same prompt and seed give the same tokens (checked) and then the stop token with its
+  log-prob (counted in `stats["stop_token_refetched"]`). Text before the newline inside the stop
+  token (e.g. a ".\\n" token) is part of `text`, as with a local model.
+- EOS: vLLM lists the EOS token with its log-prob (its `stop_reason` is null); llama.cpp does not,
+  so there an EOS-ended step's log-prob lacks the EOS token (counted in `stats["eos_without_logprob"]`).
 - Servers return log-probs of the model's own distribution (temperature 1), not of the
   temperature-scaled one actually sampled from (vLLM: unless started with
   `--logprobs-mode processed_logprobs`, then pass `logprobs_mode="processed"`). At temperature 1
@@ -192,15 +193,32 @@ class OpenAIGenerator:
         total = _sum(token_lps, self._url)
         if finish == "length":
             return Step(raw_text.strip(), total, len(tokens), STOP_MAX_TOKENS)
-        if choice.get("stop_reason") == "\n":  # stopped on the newline but did not list its token
-            extra = self._echo_logprob(prompt + raw_text, "\n")
-            with self._lock:
-                self.stats["stop_token_refetched"] += 1
-            return Step(raw_text.strip(), total + extra, len(tokens) + 1, STOP_NEWLINE)
-        # EOS. vLLM lists the EOS token (its text is "" or the EOS string); llama.cpp leaves it out.
-        if "stop_reason" not in choice:
-            with self._lock:
-                self.stats["eos_without_logprob"] += 1
+        if "stop_reason" in choice and choice["stop_reason"] is None:
+            return Step(raw_text.strip(), total, len(tokens), STOP_EOS)  # vLLM: EOS, listed with its log-prob
+        # Stopped, but the stop token is not listed: a newline whose token the server left out
+        # (vLLM says so in stop_reason; llama.cpp's llama-server drops it silently) or an EOS.
+        return self._probe_stop(body, raw_text, tokens, token_lps)
+
+    def _probe_stop(self, body: dict[str, Any], raw_text: str, tokens: list[str],
+                    token_lps: list[float | None]) -> Step:
+        """Ask again without the stop string for one token more than were listed. Same prompt, same
+        seed: the server regenerates the same tokens (checked) and then the stop token itself, with
+        its log-prob; no token past the listed ones means EOS. Exact, at the price of one request."""
+        probe = {k: v for k, v in body.items() if k != "stop"}
+        probe["max_tokens"] = len(tokens) + 1
+        lp = self._choice(self._post(probe)).get("logprobs") or {}
+        again, again_lps = lp.get("tokens") or [], lp.get("token_logprobs") or []
+        if again[: len(tokens)] != tokens:
+            raise ServerError(f"{self._url} did not regenerate the same tokens for the same prompt and seed "
+                              "(needed to find the stop token's log-prob); is sampling seeded on this server?")
+        with self._lock:
+            self.stats["stop_token_refetched"] += 1
+        total = _sum(token_lps, self._url)
+        if len(again) > len(tokens) and "\n" in again[len(tokens)]:
+            return Step(raw_text.split("\n", 1)[0].strip(), total + _sum([again_lps[len(tokens)]], self._url),
+                        len(tokens) + 1, STOP_NEWLINE)
+        with self._lock:  # EOS that the server does not list (llama.cpp): its log-prob is unknown
+            self.stats["eos_without_logprob"] += 1
         return Step(raw_text.strip(), total, len(tokens), STOP_EOS)
 
     def _echo_logprob(self, prompt: str, continuation: str) -> float:

@@ -131,21 +131,34 @@ def test_length_and_eos():
     assert g.stats["eos_without_logprob"] == 0  # vLLM-style: stop_reason says it was EOS
 
 
-def test_stop_token_refetched_when_server_does_not_list_it():
+@pytest.mark.parametrize("probe_tokens,probe_lps,expected", [
+    ([" hi", "\n"], [-1.0, -0.75], ("hi", 2, STOP_NEWLINE, -1.75)),  # the stop token, found by the probe
+    ([" hi"], [-1.0], ("hi", 1, STOP_EOS, -1.0)),  # nothing after: EOS (llama.cpp does not list it)
+])
+def test_unlisted_stop_token_is_found_by_asking_again(probe_tokens, probe_lps, expected):
+    # llama.cpp's llama-server style: stopped on "\n", token not listed, no stop_reason field
     def handler(body):
-        if body.get("echo"):  # prompt + text + "\n" scored: offsets count from 0
-            full = body["prompt"]
-            return 200, {"choices": [{"text": full + "x", "finish_reason": "length", "logprobs": {
-                "tokens": [full[:-1], "\n", "x"], "token_logprobs": [None, -0.75, -3.0],
-                "text_offset": [0, len(full) - 1, len(full)]}}]}
-        return completion(" hi", [" hi"], [-1.0], stop_reason="\n")
+        if "stop" not in body:
+            assert body["max_tokens"] == 2 and body["seed"] == 5
+            return completion(" hi", probe_tokens, probe_lps, finish="length")
+        return completion(" hi", [" hi"], [-1.0])
 
     with Scripted(handler=handler) as s:
         with gen(s.base_url) as g:
-            (step,) = g.greedy_steps(["Q:"], max_tokens=8)
-    assert (step.text, step.n_tokens, step.stop_reason) == ("hi", 2, STOP_NEWLINE)
-    assert step.logprob == pytest.approx(-1.75)
+            step = g._step("Q:", 8, 1.0, 5, None, None)
+    assert (step.text, step.n_tokens, step.stop_reason, step.logprob) == expected
     assert g.stats["stop_token_refetched"] == 1
+    assert g.stats["eos_without_logprob"] == (expected[2] == STOP_EOS)
+
+
+def test_probe_that_does_not_regenerate_the_same_tokens_is_an_error():
+    def handler(body):
+        return completion(" yo", [" yo", "\n"], [-1.0, -1.0]) if "stop" not in body else completion(" hi", [" hi"], [-1.0])
+
+    with Scripted(handler=handler) as s:
+        with gen(s.base_url) as g:
+            with pytest.raises(ServerError, match="did not regenerate the same tokens"):
+                g.greedy_steps(["Q:"], 8)
 
 
 def test_retries_5xx_and_429_with_backoff_then_succeeds():
