@@ -182,6 +182,94 @@ def merge_cli(run_dirs: List[Path] = typer.Argument(..., help="The run directori
     emit(guarded(lambda: merge_runs(out, run_dirs)), as_json, render_merge)
 
 
+# ---------------------------------------------------------------- bbm rm ... (reward model / locators)
+rm_app = typer.Typer(help="The reward model: find the first mistake step (train, evaluate, locate).", no_args_is_help=True)
+app.add_typer(rm_app, name="rm")
+RmFeatures = typer.Option("all", "--features", help="all (with task-specific checks) | generic (nothing that knows the task).")
+
+
+def _rm_config(features: str, seed: int, drop: Optional[List[str]] = None, no_text: bool = False):
+    from reward_model.classifier import TrainConfig
+
+    return TrainConfig(features=features, seed=seed, drop_groups=tuple(drop or ()), text=not no_text)
+
+
+def render_rm_train(r: dict) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in r.items())
+
+
+@rm_app.command("train")
+def rm_train_cli(out: Path = typer.Option(..., "--out", help="Folder for the model (config.json + weights.safetensors)."),
+                 features: str = RmFeatures, seed: int = typer.Option(0, help="Seed of the inner folds."),
+                 drop: Optional[List[str]] = typer.Option(None, "--drop", help="Leave out a feature group (repeatable)."),
+                 tasks: Optional[List[str]] = TasksOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+    """Train the CPU step classifier on the dataset; the threshold is chosen on inner out-of-fold scores."""
+    from reward_model.commands import train_to_dir
+
+    emit(guarded(lambda: train_to_dir(out, _rm_config(features, seed, drop), data_dir, tasks)), as_json, render_rm_train)
+
+
+def render_rm_eval(r: dict) -> str:
+    if "rows" in r:
+        tasks = list(next(iter(r["rows"].values()))["tasks"])
+        rows = [[name, v["overall"], *(v["tasks"][t] for t in tasks), v["checks_alone"]] for name, v in r["rows"].items()]
+        return f"ablation, {r['protocol']} ({r['folds']} folds), base: {r['base_feature_set']}\n" + \
+            table(rows, ["variant", "overall %", *tasks, "checks alone %"])
+
+    def rows_of(name: str, block: dict) -> list[list[Any]]:
+        o = block["overall"]
+        out = [[name, "all", o["accuracy_mistake"], o["accuracy_no_mistake"], o["accuracy_overall"], o.get("weighted_f1")]]
+        out += [[name, t, v["accuracy_mistake"], v["accuracy_no_mistake"], v["accuracy_overall"], v.get("weighted_f1")]
+                for t, v in block["tasks"].items()]
+        return out
+
+    rows = rows_of("trained", r["scores"]) + rows_of("checks alone", r["checks_alone"])
+    for name, block in r["baselines"].items():
+        rows += rows_of(name, block)
+    head = f"protocol {r['protocol']}, {r['feature_set']}, {r['seconds']} s; mean over tasks (trained): " \
+           f"{r['scores']['mean_task_accuracy_overall']}\nreference: {r['reference']}\n"
+    return head + table(rows, ["locator", "task", "acc mistake %", "acc no-mistake %", "acc overall %", "weighted F1"])
+
+
+@rm_app.command("eval")
+def rm_eval_cli(protocol: str = typer.Option("cv", "--protocol", help="cv (puzzle-aware folds) | leave-one-task-out."),
+                features: str = RmFeatures, folds: int = typer.Option(5, help="cv: number of folds."),
+                seed: int = typer.Option(0, help="Seed of the fold assignment."),
+                drop: Optional[List[str]] = typer.Option(None, "--drop", help="Leave out a feature group (repeatable)."),
+                ablation: bool = typer.Option(False, "--ablation", help="cv with each feature group left out in turn."),
+                tasks: Optional[List[str]] = TasksOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+    """Evaluate the CPU classifier out of split, next to the checks alone, the baselines and the paper."""
+    from reward_model.commands import eval_report
+
+    emit(guarded(lambda: eval_report(protocol, _rm_config(features, seed, drop), folds, data_dir, tasks, ablation)),
+         as_json, render_rm_eval)
+
+
+def render_rm_locate(r: dict) -> str:
+    s = r["scores_against_file_labels"]["overall"]
+    return (f"{r['n_traces']} traces from {r['traces_file']} -> {r['out']} ({r['locator']}, threshold {r['threshold']}, "
+            f"{r.get('feature_set') or ''}) in {r['seconds']} s; {r['n_predicted_mistake']} with a mistake found.\n"
+            f"against the file's labels: overall {s['accuracy_overall']}%, mistake {s['accuracy_mistake']}%, "
+            f"no mistake {s['accuracy_no_mistake']}%")
+
+
+@rm_app.command("locate")
+def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the dataset's shape (e.g. from bbm generate)."),
+                  out: Path = typer.Option(..., "--out", help="Output JSONL: each trace + predicted_mistake_index, step_scores."),
+                  model: Optional[Path] = typer.Option(None, "--model", help="A trained model folder (same as --locator trained:DIR)."),
+                  locator: Optional[str] = typer.Option(None, "--locator", help="gold | random | random:dist | simulated:X | trained:DIR"),
+                  threshold: Optional[float] = typer.Option(None, help="Score threshold (default: the model's own)."),
+                  seed: int = typer.Option(0, help="Seed of random/simulated locators."),
+                  data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+    """Find the first mistake of every trace in a file."""
+    from reward_model.commands import locate_file
+
+    if (model is None) == (locator is None):
+        fail("give exactly one of --model DIR or --locator SPEC")
+    spec = f"trained:{model}" if model is not None else locator
+    emit(guarded(lambda: locate_file(traces, out, spec, threshold, seed, data_dir)), as_json, render_rm_locate)
+
+
 def main() -> None:
     app()
 

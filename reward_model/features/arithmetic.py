@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from fractions import Fraction
+from functools import lru_cache
 from typing import Iterable
 
 from . import StepContext
@@ -76,6 +77,22 @@ def _fold_variables(texts: Iterable[str]) -> dict[str, Fraction]:
     """Values the trace gave to single-letter variables: the last evaluable member of `X = ...`."""
     env: dict[str, Fraction] = {}
     for text in texts:
+        _define(text, env)
+    return env
+
+
+@lru_cache(maxsize=65536)
+def _env_after(previous: tuple[str, ...]) -> tuple[tuple[str, Fraction], ...]:
+    """`_fold_variables` of a prefix, built step by step so a trace costs linear time."""
+    if not previous:
+        return ()
+    env = dict(_env_after(previous[:-1]))
+    _define(previous[-1], env)
+    return tuple(env.items())
+
+
+def _define(text: str, env: dict[str, Fraction]) -> None:
+    if "=" in text:
         for exprs in chains(text):
             name = exprs[0]
             if re.fullmatch(r"[A-Z]", name):
@@ -83,7 +100,6 @@ def _fold_variables(texts: Iterable[str]) -> dict[str, Fraction]:
                 values = [v for v in values if v is not None]
                 if values:
                     env[name] = values[-1]
-    return env
 
 
 def check_chains(text: str, env: dict[str, Fraction]) -> tuple[int, int]:
@@ -99,6 +115,7 @@ def check_chains(text: str, env: dict[str, Fraction]) -> tuple[int, int]:
 
 
 def features(ctx: StepContext) -> dict[str, float]:
-    env = _fold_variables(ctx.previous)
-    checked, wrong = check_chains(ctx.step, env)
+    checked = wrong = 0
+    if "=" in ctx.step:
+        checked, wrong = check_chains(ctx.step, dict(_env_after(ctx.previous)))
     return {"n_checked": min(checked, 10) / 10.0, "check_wrong_equation": float(wrong > 0), "n_wrong": min(wrong, 5)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from . import StepContext
 
@@ -10,15 +11,24 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _QUOTED = re.compile(r'"([^"]{1,60})"')
 
 
+@lru_cache(maxsize=65536)
+def _vocab(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    low = text.lower()
+    return frozenset(_WORD.findall(low)), frozenset(_NUMBER.findall(low))
+
+
 def features(ctx: StepContext) -> dict[str, float]:
     context = (ctx.question + "\n" + "\n".join(ctx.previous)).lower()
-    step = ctx.step.lower()
-    seen_words = set(_WORD.findall(context))
-    words = set(_WORD.findall(step))
+    seen_words: set[str] = set()
+    seen_numbers: set[str] = set()
+    for text in (ctx.question, *ctx.previous):
+        w, n = _vocab(text)
+        seen_words |= w
+        seen_numbers |= n
+    words, numbers = _vocab(ctx.step)
     new_words = words - seen_words
-    seen_numbers = set(_NUMBER.findall(context))
-    new_numbers = set(_NUMBER.findall(step)) - seen_numbers
-    quoted = set(_QUOTED.findall(step))
+    new_numbers = numbers - seen_numbers
+    quoted = set(_QUOTED.findall(ctx.step.lower()))
     # A quoted string may span several question words; it is new when it appears nowhere before.
     new_quoted = {q for q in quoted if q not in context}
     return {

@@ -6,11 +6,22 @@ Repeating an earlier step word for word is a loop. A contradiction is the same c
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from . import StepContext
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CLAIM = re.compile(r"\bthe ([a-z]+(?: [a-z]+)?) is (?:the )?([a-z][a-z-]+)\b")
+
+
+@lru_cache(maxsize=65536)
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(_TOKEN.findall(text.lower()))
+
+
+@lru_cache(maxsize=65536)
+def _claims_cached(text: str) -> dict[str, str]:
+    return _claims(text)
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:
@@ -22,12 +33,12 @@ def _claims(text: str) -> dict[str, str]:
 
 
 def features(ctx: StepContext) -> dict[str, float]:
-    tokens = set(_TOKEN.findall(ctx.step.lower()))
-    sims = [_jaccard(tokens, set(_TOKEN.findall(p.lower()))) for p in ctx.previous]
+    tokens = _tokens(ctx.step)
+    sims = [_jaccard(tokens, _tokens(p)) for p in ctx.previous]
     exact = any(ctx.step.strip() == p.strip() for p in ctx.previous)
     # Repeating the previous step's new content exactly after one step in between is the typical loop.
-    repeat_two_back = len(ctx.previous) >= 2 and _jaccard(tokens, set(_TOKEN.findall(ctx.previous[-2].lower()))) > 0.95
-    given = _claims(ctx.question)
+    repeat_two_back = len(ctx.previous) >= 2 and _jaccard(tokens, _tokens(ctx.previous[-2])) > 0.95
+    given = _claims_cached(ctx.question)
     said = _claims(ctx.step)
     contradictions = sum(1 for k, v in said.items() if k in given and given[k] != v)
     return {

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
 from . import StepContext
 
 _PAIR = re.compile(r"(?:(?<=^)|(?<=[\s,;:]))([A-Z][a-z]+|stack)\s*:\s*([^,;\n]+?)(?=,|;|\.\s|\.$|$)")
+
+
+@lru_cache(maxsize=65536)
+def _state_cached(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(state_of(text).items())
 
 
 def state_of(text: str) -> dict[str, str]:
@@ -28,10 +34,10 @@ def _symbols(value: str) -> list[str] | None:
 
 
 def features(ctx: StepContext) -> dict[str, float]:
-    cur = state_of(ctx.step)
+    cur = dict(_state_cached(ctx.step))
     prev: dict[str, str] = {}
     for p in reversed(ctx.previous):
-        prev = state_of(p)
+        prev = dict(_state_cached(p))
         if prev:
             break
     shared = set(cur) & set(prev)

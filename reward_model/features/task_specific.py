@@ -50,6 +50,11 @@ _CLOSE = {v: k for k, v in _PAIRS.items()}
 _DYCK_STEP = re.compile(r"^\s*(\S+)\s*;\s*stack:\s*(.*?)\s*\.?\s*$")
 
 
+@lru_cache(maxsize=65536)
+def _dyck_step(step: str):
+    return _DYCK_STEP.match(step)
+
+
 def _parse_stack(text: str) -> list[str]:
     text = text.strip().strip('"').strip()
     return [] if text in ("", "empty") else text.split()
@@ -60,7 +65,7 @@ def _dyck(ctx: StepContext) -> bool:
     pos, stack = 0, []
     for k, step in enumerate((*ctx.previous, ctx.step)):
         current = k == len(ctx.previous)
-        m = _DYCK_STEP.match(step)
+        m = _dyck_step(step)
         if m:
             if pos >= len(symbols):
                 return current  # reading past the end of the input
@@ -253,7 +258,7 @@ def _puzzle(question: str):
     if not m:
         raise _Unparsed
     objects = [re.sub(r"^(?:and\s+)?(?:an?|the)\s+", "", o.strip()) for o in re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group(1))]
-    objects = [o for o in objects if o]
+    objects = tuple(o for o in objects if o)
     n = len(objects)
     constraints = [c for line in lines[2:] if line.startswith("- ") for c in [_statement(line[2:], objects, n)] if c]
     solutions = _consistent(tuple(objects), constraints)
@@ -263,7 +268,8 @@ def _puzzle(question: str):
     return tuple(objects), {o: int(k) for o, k in zip(objects, solutions[0])}, options
 
 
-def _mentions(text: str, objects) -> list[str]:
+@lru_cache(maxsize=65536)
+def _mentions(text: str, objects: tuple[str, ...]) -> list[str]:
     low = text.lower()
     found = []
     for o in sorted(objects, key=len, reverse=True):
@@ -297,7 +303,8 @@ def _consistent(objects, specs):
     return perms[mask]
 
 
-def _statement(sentence: str, objects, n: int):
+@lru_cache(maxsize=65536)
+def _statement(sentence: str, objects: tuple[str, ...], n: int):
     """One statement as ("lt", a, b): a nearer the left/first/newest/cheapest end than b, or
     ("eq", a, k): a at position k counted from that end; None when it is not such a statement."""
     s = sentence.lower().strip().rstrip(".")

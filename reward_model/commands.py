@@ -1,0 +1,72 @@
+"""What `bbm rm train|eval|locate` do, as functions returning plain dicts (the CLI only prints them)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .classifier import TrainConfig, train
+from .registry import LocatorOptions, make_locator
+
+
+def train_to_dir(out: str | Path, config: TrainConfig, data_dir: str | Path | None = None,
+                 tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    from bigbench_mistake.dataset import load_all
+
+    traces = load_all(data_dir, tasks)
+    t0 = time.perf_counter()
+    model = train(traces, config)
+    seconds = round(time.perf_counter() - t0, 2)
+    model.save(out)
+    return {"model_dir": str(out), "feature_set": config.describe(), "threshold": model.threshold,
+            "n_traces": len(traces), "n_train_steps": model.info["n_train_steps"], "vocabulary": len(model.vocabulary),
+            "numeric_features": len(model.numeric_names), "seed": config.seed, "train_seconds": seconds}
+
+
+def eval_report(protocol: str, config: TrainConfig, folds: int = 5, data_dir: str | Path | None = None,
+                tasks: Sequence[str] | None = None, ablation: bool = False) -> dict[str, Any]:
+    from bigbench_mistake.dataset import load_all
+
+    from . import evaluation
+
+    traces = load_all(data_dir, tasks)
+    if ablation:
+        if protocol != "cv":
+            raise ValueError("--ablation runs with --protocol cv")
+        return evaluation.ablation(traces, config, folds)
+    report = evaluation.evaluate(traces, protocol, config, folds)
+    report.pop("predictions")
+    return report
+
+
+def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: float | None = None,
+                seed: int = 0, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Score every trace of a file in the dataset's shape and write it back with
+    `predicted_mistake_index` and `step_scores`; score against the file's own labels when it has any."""
+    import jsonlines
+
+    from bigbench_mistake.dataset import load_file
+    from bigbench_mistake.metrics import mistake_finding_scores
+
+    from .locator import first_mistake
+
+    traces = load_file(traces_path)
+    locator = make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
+    th = threshold if threshold is not None else getattr(locator, "threshold", 0.5)
+    t0 = time.perf_counter()
+    scores = locator.scores(traces)
+    seconds = round(time.perf_counter() - t0, 2)
+    preds = {t.id: first_mistake(s, th) for t, s in zip(traces, scores)}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with jsonlines.open(out, "w") as w:
+        for t, s in zip(traces, scores):
+            w.write({**t.to_record(), "predicted_mistake_index": preds[t.id], "step_scores": [round(x, 6) for x in s],
+                     "locator": locator.name, "threshold": th})
+    model_info = {}
+    if spec.startswith("trained:"):
+        meta = json.loads((Path(spec.split(":", 1)[1]) / "config.json").read_text(encoding="utf-8"))
+        model_info = {"feature_set": meta.get("feature_set"), "kind": meta.get("kind")}
+    return {"traces_file": str(traces_path), "out": str(out), "locator": locator.name, "threshold": th,
+            "n_traces": len(traces), "n_predicted_mistake": sum(p is not None for p in preds.values()),
+            "seconds": seconds, **model_info, "scores_against_file_labels": mistake_finding_scores(traces, preds)}

@@ -1,0 +1,76 @@
+"""`make_locator(spec)`: one string names a locator ("gold", "random", "random:dist", "simulated:0.7",
+"trained:DIR", ...). Factories live in one dict so other locators (prompt-based finders) register
+with one line: `LOCATORS["name"] = factory`, where `factory(arg, options) -> Locator`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bigbench_mistake.records import Trace
+
+from .locator import GoldLocator, Locator
+
+
+@dataclass(frozen=True)
+class LocatorOptions:
+    seed: int = 0
+    # Traces whose labels give the per-task distribution of mistake positions (random:dist, simulated).
+    distribution_traces: Sequence[Trace] | None = None
+    data_dir: str | Path | None = None
+
+
+def _distribution(options: LocatorOptions):
+    from bigbench_mistake.dataset import load_all
+
+    from .simple import label_distribution
+
+    traces = options.distribution_traces if options.distribution_traces is not None else load_all(options.data_dir)
+    return label_distribution(traces)
+
+
+def _gold(arg: str | None, options: LocatorOptions) -> Locator:
+    if arg:
+        raise ValueError(f"'gold' takes no argument, got 'gold:{arg}'")
+    return GoldLocator()
+
+
+def _random(arg: str | None, options: LocatorOptions) -> Locator:
+    from .simple import RandomLocator
+
+    if arg not in (None, "", "dist"):
+        raise ValueError(f"'random' takes no argument or ':dist', got 'random:{arg}'")
+    return RandomLocator(options.seed, _distribution(options) if arg == "dist" else None)
+
+
+def _simulated(arg: str | None, options: LocatorOptions) -> Locator:
+    from .simple import SimulatedLocator
+
+    try:
+        accuracy = float(arg or "")
+    except ValueError:
+        raise ValueError(f"'simulated' needs an accuracy in [0, 1], e.g. simulated:0.7; got {arg!r}") from None
+    return SimulatedLocator(accuracy, _distribution(options), options.seed)
+
+
+def _trained(arg: str | None, options: LocatorOptions) -> Locator:
+    from .trained import load_locator
+
+    if not arg:
+        raise ValueError("'trained' needs a model folder: trained:DIR")
+    return load_locator(arg)
+
+
+LOCATORS: dict[str, Callable[[str | None, LocatorOptions], Locator]] = {
+    "gold": _gold,
+    "random": _random,
+    "simulated": _simulated,
+    "trained": _trained,
+}
+
+
+def make_locator(spec: str, options: LocatorOptions = LocatorOptions()) -> Locator:
+    name, _, arg = spec.partition(":")
+    if name not in LOCATORS:
+        raise ValueError(f"unknown locator {spec!r}; known: {', '.join(sorted(LOCATORS))}")
+    return LOCATORS[name](arg or None, options)
