@@ -158,7 +158,7 @@ def train_transformer(traces: Sequence[Trace], config: TransformerTrainConfig, m
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     clf.threshold = choose_threshold(held, clf.scores(held)) if held else 0.5
     clf.info = {"n_traces": len(traces), "n_fit_traces": len(fit), "n_threshold_traces": len(held),
                 "n_pairs": len(pairs), "final_loss": losses[-1] if losses else None, "seed": config.seed,
