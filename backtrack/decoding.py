@@ -1,0 +1,126 @@
+"""Step-wise trace decoding: write a chain of thought one "Thought N:" step at a time, the way the
+BIG-Bench Mistake traces were made (the task's few-shot prompt, temperature 0, newline as the stop).
+
+    decode_traces(generator, requests, config) -> list[DecodedTrace]      (one per request, in order)
+    iter_decode_traces(generator, requests, config) -> (index, DecodedTrace) as each trace finishes
+
+A TraceRequest is (task, input, steps so far). With no steps it writes a fresh trace; with the steps
+a backtracking strategy accepted it "finishes the trace greedily" from there. Each round asks the
+generator for the greedy next step of up to `batch_size` unfinished traces at once (a finished
+trace's slot goes to the next request, so the batch stays full). The prompt of a step is
+`TaskSpec.prompt(input, steps)`: few-shot prompt + question + accepted steps + "Thought N:".
+
+A trace ends, and its stop reason says why:
+- "answer":    a step contains an answer per the task's regex (TaskSpec.extract_answer: "the answer is ...");
+- "eos":       the model emitted its end-of-sequence token;
+- "token_cap": a step reached `max_tokens` without a newline (the step is kept, cut where it stopped);
+- "step_cap":  the trace holds `max_steps` steps (given steps count) without an answer.
+A request whose given last step already holds an answer (or that already has max_steps steps) is
+returned as is, with no new step.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from bigbench_mistake.tasks import get_task
+
+from .generator import STOP_EOS, STOP_MAX_TOKENS, Generator, Step
+
+STOP_ANSWER, STOP_STEP_CAP, STOP_TOKEN_CAP, STOP_TRACE_EOS = "answer", "step_cap", "token_cap", "eos"
+
+
+@dataclass(frozen=True)
+class TraceRequest:
+    task: str
+    input: str
+    steps: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        get_task(self.task)  # raises ValueError naming the known tasks
+        object.__setattr__(self, "steps", tuple(self.steps))
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    max_steps: int = 16        # steps per trace, given steps included (the dataset's longest trace has 13)
+    max_tokens: int = 160      # tokens per step
+    batch_size: int = 8        # traces decoded together
+    few_shot: str | None = None  # replaces the task's few-shot prompt (None: the paper's)
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "max_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class DecodedTrace:
+    request: TraceRequest
+    steps: tuple[str, ...]           # given steps + new steps
+    new_steps: tuple[Step, ...]      # what the generator wrote (with log-probs and token counts)
+    stop_reason: str                 # answer | eos | token_cap | step_cap
+    seconds: float                   # wall time from the trace's first step to its last (shared with its batch)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(s.n_tokens for s in self.new_steps)
+
+    @property
+    def logprob(self) -> float:
+        return sum(s.logprob for s in self.new_steps)
+
+
+def _finished(request: TraceRequest, steps: Sequence[str], last: Step | None, config: DecodeConfig) -> str | None:
+    """The stop reason once a trace is done, else None."""
+    if steps and isinstance(get_task(request.task).extract_answer(steps), str):
+        return STOP_ANSWER
+    if last is not None and last.stop_reason == STOP_EOS:
+        return STOP_TRACE_EOS
+    if last is not None and last.stop_reason == STOP_MAX_TOKENS:
+        return STOP_TOKEN_CAP
+    if len(steps) >= config.max_steps:
+        return STOP_STEP_CAP
+    return None
+
+
+def iter_decode_traces(generator: Generator, requests: Sequence[TraceRequest],
+                       config: DecodeConfig) -> Iterator[tuple[int, DecodedTrace]]:
+    """Yield (request index, finished trace) as traces finish (not in request order)."""
+    pending = iter(range(len(requests)))
+    live: dict[int, tuple[list[str], list[Step], float]] = {}  # index -> (steps, new steps, start time)
+
+    def admit() -> Iterator[tuple[int, DecodedTrace]]:
+        while len(live) < config.batch_size:
+            i = next(pending, None)
+            if i is None:
+                return
+            req = requests[i]
+            reason = _finished(req, req.steps, None, config)
+            if reason is not None:
+                yield i, DecodedTrace(req, req.steps, (), reason, 0.0)
+            else:
+                live[i] = (list(req.steps), [], time.perf_counter())
+
+    yield from admit()
+    while live:
+        order = list(live)
+        prompts = [get_task(requests[i].task).prompt(requests[i].input, live[i][0], config.few_shot) for i in order]
+        for i, step in zip(order, generator.greedy_steps(prompts, config.max_tokens)):
+            steps, new, start = live[i]
+            steps.append(step.text)
+            new.append(step)
+            reason = _finished(requests[i], steps, step, config)
+            if reason is not None:
+                del live[i]
+                yield i, DecodedTrace(requests[i], tuple(steps), tuple(new), reason, time.perf_counter() - start)
+        yield from admit()
+
+
+def decode_traces(generator: Generator, requests: Sequence[TraceRequest], config: DecodeConfig) -> list[DecodedTrace]:
+    """Greedy step-wise decoding of every request; one DecodedTrace per request, in order."""
+    out: list[DecodedTrace | None] = [None] * len(requests)
+    for i, trace in iter_decode_traces(generator, requests, config):
+        out[i] = trace
+    return out  # type: ignore[return-value]
