@@ -210,3 +210,23 @@ def test_cli_train_and_locate(tmp_path):
     assert json.loads(r.output)["scores_against_file_labels"]["overall"]["accuracy_overall"] == 100.0
     r = runner.invoke(app, ["rm", "locate", str(src), "--locator", "bogus", "--out", str(tmp_path / "x.jsonl")])
     assert r.exit_code == 1 and "unknown locator" in r.output
+
+
+def test_generic_state_and_comparison_checks():
+    from reward_model.features import state
+    from reward_model.features.arithmetic import check_comparisons
+
+    assert check_comparisons('(2) ["being" ? "widen"] < (3) "cider"') == (1, 1)
+    assert check_comparisons('"ammerman" < "atheism" < "bay"') == (2, 0)
+    q = "( [ ]"
+    walk = StepContext("x", q, ("We go one by one.", "( ; stack: ("), "] ; stack: ( ]")
+    assert state.features(walk)["check_walk_order"] == 1.0  # the second symbol of the question is "["
+    good = StepContext("x", q, ("We go one by one.", "( ; stack: ("), "[ ; stack: ( [")
+    f = state.features(good)
+    assert f["check_walk_order"] == 0.0 and f["check_sequence_jump"] == 0.0 and f["check_gained_other_symbol"] == 0.0
+    swap = StepContext("x", "q", ("At the start: Alice: red, Bob: blue, Claire: green.",),
+                       "Alice and Bob swap: Alice: green, Bob: blue, Claire: red.")
+    f = state.features(swap)
+    assert f["check_changed_not_named"] == 1.0 and f["check_not_conserved"] == 0.0
+    ok = StepContext("x", "q", swap.previous, "Alice and Bob swap: Alice: blue, Bob: red, Claire: green.")
+    assert state.features(ok)["check_changed_not_named"] == 0.0

@@ -114,8 +114,35 @@ def check_chains(text: str, env: dict[str, Fraction]) -> tuple[int, int]:
     return checked, wrong
 
 
+_ITEM = r'\[[^\]]*\]|"[^"]*"|-?\d+(?:\.\d+)?'
+_COMPARISON = re.compile(rf"(?:{_ITEM})(?:\s*<\s*(?:\(\d+\)\s*)?(?:{_ITEM}))+")
+
+
+def _item_values(item: str) -> list:
+    if item.startswith("["):
+        return [q.lower() for q in re.findall(r'"([^"]*)"', item)]
+    if item.startswith('"'):
+        return [item.strip('"').lower()]
+    return [Fraction(item)]
+
+
+def check_comparisons(text: str) -> tuple[int, int]:
+    """Written `a < b < c` chains of quoted strings (compared as text) or numbers: (checked, failed).
+    A bracketed group `["x" ? "y"]` is an unordered set: all of it must sit between its neighbours."""
+    checked = wrong = 0
+    for m in _COMPARISON.finditer(re.sub(r"\((\d+)\)\s*(?=[\[\"])", "", text)):
+        items = [_item_values(i) for i in re.findall(_ITEM, m.group(0))]
+        for a, b in zip(items, items[1:]):
+            if a and b and type(a[0]) is type(b[0]):
+                checked += 1
+                wrong += max(a) > min(b)
+    return checked, wrong
+
+
 def features(ctx: StepContext) -> dict[str, float]:
     checked = wrong = 0
+    cmp_checked, cmp_wrong = check_comparisons(ctx.step) if "<" in ctx.step else (0, 0)
     if "=" in ctx.step:
         checked, wrong = check_chains(ctx.step, dict(_env_after(ctx.previous)))
-    return {"n_checked": min(checked, 10) / 10.0, "check_wrong_equation": float(wrong > 0), "n_wrong": min(wrong, 5)}
+    return {"n_checked": min(checked, 10) / 10.0, "check_wrong_equation": float(wrong > 0), "n_wrong": min(wrong, 5),
+            "n_comparisons": min(cmp_checked, 20) / 20.0, "check_wrong_comparison": float(cmp_wrong > 0)}
