@@ -16,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 
+from .decoding import DecodeConfig, TraceRequest, decode_traces
 from .generator import Generator, Step
 
 SELECTIONS = ("logprob", "mean_logprob")
@@ -34,7 +35,8 @@ class BacktrackConfig:
     top_k: int | None = None
     top_p: float | None = None
     max_step_tokens: int = 160
-    max_steps: int = 40  # cap on the whole trace when finishing greedily
+    max_steps: int = 64  # cap on the whole trace when finishing greedily (dyck traces run to ~40 steps)
+    batch_size: int = 8  # traces finished together
     rounds: int = 1
     seed: int = 0
 
@@ -47,16 +49,16 @@ class BacktrackConfig:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.rounds < 1:
             raise ValueError("rounds must be >= 1")
-        if self.max_step_tokens < 1 or self.max_steps < 1:
-            raise ValueError("max_step_tokens and max_steps must be >= 1")
+        if self.max_step_tokens < 1 or self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError("max_step_tokens, max_steps and batch_size must be >= 1")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError("top_k must be >= 1 when given")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError("top_p must be in (0, 1] when given")
 
     def sampling_key(self) -> dict[str, Any]:
-        """Every setting that changes which samples are drawn or which one is kept."""
-        return asdict(self)
+        """Every setting that changes which samples are drawn, which one is kept, or how the trace ends."""
+        return {k: v for k, v in asdict(self).items() if k != "batch_size"}  # batching never changes greedy output
 
 
 def normalise_whitespace(text: str) -> str:
@@ -92,11 +94,6 @@ def choose_replacement(samples: Sequence[Step], mistaken_step: str, selection: s
     return best, considered
 
 
-# finish(generator, [(task, input, accepted steps)], max_steps, max_step_tokens)
-#   -> [(steps, stop_reason, generated tokens)] ; see decoding.finish_greedily
-Finisher = Callable[[Generator, Sequence[tuple[str, str, Sequence[str]]], int, int], list[tuple[list[str], str, int]]]
-
-
 @dataclass(frozen=True)
 class Outcome:
     """One backtracking step on one trace: what was there, what was sampled, what came out."""
@@ -109,7 +106,7 @@ class Outcome:
 
 
 def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], generator: Generator,
-                    config: BacktrackConfig, finish: Finisher, round_index: int = 0) -> list[Outcome]:
+                    config: BacktrackConfig, round_index: int = 0) -> list[Outcome]:
     """One round of backtracking for a batch of traces at given locations; the greedy finishes of
     the whole batch run together so the backend can batch them."""
     if len(traces) != len(locations):
@@ -140,10 +137,13 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
         pending.append((i, [*trace.steps[:loc], samples[best].text]))
     if pending:
         start = time.perf_counter()
-        finished = finish(generator, [(traces[i].task, traces[i].input, steps) for i, steps in pending],
-                          config.max_steps, config.max_step_tokens)
+        finished = decode_traces(generator, [TraceRequest(traces[i].task, traces[i].input, tuple(steps))
+                                             for i, steps in pending],
+                                 DecodeConfig(config.max_steps, config.max_step_tokens, config.batch_size))
         share = (time.perf_counter() - start) / len(pending)
-        for (i, _), (steps, stop, tokens) in zip(pending, finished):
+        for (i, _), d in zip(pending, finished):
             p = partial[i]
-            out[i] = Outcome(p["loc"], tuple(steps), stop, p["samples"], p["tokens"] + tokens, p["seconds"] + share)
+            # A replacement that already gives the answer ends the trace: decode_traces returns it as is.
+            out[i] = Outcome(p["loc"], d.steps, d.stop_reason, p["samples"], p["tokens"] + d.n_tokens,
+                             p["seconds"] + share)
     return [o for o in out if o is not None]

@@ -14,7 +14,7 @@ from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
-from .backtracking import BacktrackConfig, Finisher, Outcome, backtrack_batch
+from .backtracking import BacktrackConfig, Outcome, backtrack_batch
 from .cache import OutcomeCache, outcome_key
 from .generator import Generator
 
@@ -62,13 +62,13 @@ def _outcome_to_dict(o: Outcome) -> dict[str, Any]:
 
 
 def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None], generator: Generator,
-                         config: BacktrackConfig, finish: Finisher, cache: OutcomeCache,
+                         config: BacktrackConfig, cache: OutcomeCache,
                          round_index: int = 0) -> list[dict[str, Any]]:
     """Outcomes as dicts (with `cached`), computing only the (trace, location) pairs not in the cache."""
     keys = [outcome_key(t, loc, round_index, generator.name, config.sampling_key()) for t, loc in zip(traces, locations)]
     found = [cache.get(k) if loc is not None else None for k, loc in zip(keys, locations)]
     todo = [i for i, (f, loc) in enumerate(zip(found, locations)) if f is None]
-    fresh = backtrack_batch([traces[i] for i in todo], [locations[i] for i in todo], generator, config, finish,
+    fresh = backtrack_batch([traces[i] for i in todo], [locations[i] for i in todo], generator, config,
                             round_index) if todo else []
     out: list[dict[str, Any]] = [dict(f, cached=True) if f is not None else {} for f in found]
     for i, o in zip(todo, fresh):
@@ -80,7 +80,7 @@ def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None
 
 
 def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Generator, cfg: BacktrackRunConfig,
-                     finish: Finisher, cache: OutcomeCache) -> list[dict[str, Any]]:
+                     cache: OutcomeCache) -> list[dict[str, Any]]:
     """Locate -> backtrack (-> locate again, for rounds > 1) for a batch; one record per trace."""
     start = time.perf_counter()
     current = list(traces)
@@ -89,7 +89,7 @@ def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Gener
     for r in range(cfg.backtrack.rounds):
         batch = [current[i] for i in active]
         locations = locate(locator, batch, cfg.threshold)
-        outcomes = backtrack_with_cache(batch, locations, generator, cfg.backtrack, finish, cache, r)
+        outcomes = backtrack_with_cache(batch, locations, generator, cfg.backtrack, cache, r)
         still = []
         for i, o in zip(active, outcomes):
             rounds[i].append(o)
@@ -120,13 +120,13 @@ def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Gener
 
 
 def run_backtrack(traces: Sequence[Trace], locator: Locator, generator: Generator, cfg: BacktrackRunConfig,
-                  finish: Finisher, cache: OutcomeCache, write: Callable[[dict[str, Any]], None],
+                  cache: OutcomeCache, write: Callable[[dict[str, Any]], None],
                   done: set[str], on_batch: Callable[[int], None] | None = None) -> int:
     """Backtrack every trace not in `done`, writing each record as soon as its batch finishes."""
     todo = [t for t in traces if t.id not in done]
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start:start + cfg.batch_size]
-        for rec in backtrack_traces(batch, locator, generator, cfg, finish, cache):
+        for rec in backtrack_traces(batch, locator, generator, cfg, cache):
             write(rec)
         if on_batch:
             on_batch(len(batch))

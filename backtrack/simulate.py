@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from bigbench_mistake.records import Trace
 
-from .backtracking import BacktrackConfig, Finisher
+from .backtracking import BacktrackConfig
 from .cache import OutcomeCache
 from .experiment import answer_fields, backtrack_with_cache
 from .generator import Generator
@@ -49,7 +49,7 @@ def pair_key(trace_id: str, location: int | None) -> str:
 
 
 def run_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | None]], generator: Generator,
-                 cfg: SimulateConfig, finish: Finisher, cache: OutcomeCache,
+                 cfg: SimulateConfig, cache: OutcomeCache,
                  write: Callable[[dict[str, Any]], None], done: set[str],
                  on_batch: Callable[[int], None] | None = None) -> int:
     """Backtrack every (trace, location) pair some level needs and is not yet in the run directory."""
@@ -61,7 +61,7 @@ def run_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | No
     for start in range(0, len(pairs), cfg.batch_size):
         batch = pairs[start:start + cfg.batch_size]
         outcomes = backtrack_with_cache([t for t, _ in batch], [loc for _, loc in batch], generator,
-                                        cfg.backtrack, finish, cache)
+                                        cfg.backtrack, cache)
         for (t, loc), o in zip(batch, outcomes):
             after = answer_fields(t.task, o["steps"], t.target)
             write({"key": pair_key(t.id, loc), "id": t.id, "task": t.task, "location": loc,
