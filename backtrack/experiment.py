@@ -137,6 +137,11 @@ def _pct(x: float, n: int) -> float | None:
     return round(100.0 * x / n, 2) if n else None
 
 
+def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json of a backtrack run from its records (used by `bbm merge` for sharded runs)."""
+    return summarise_backtrack(records)
+
+
 def summarise_backtrack(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Table 6: per task, accuracy change on traces whose original answer was correct (delta_acc_correct,
     the paper's Δaccuracy✓) and on those that were wrong or invalid (delta_acc_wrong, Δaccuracy✗)."""

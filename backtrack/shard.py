@@ -29,7 +29,9 @@ SHARD_KEY, ITEM_INDEX = "shard", "item_index"
 EXECUTION_KEYS = (SHARD_KEY, "base_url", "concurrency")
 #: run kind (config["kind"]) -> "module:function" computing results.json from (config, records);
 #: imported only when a merge needs it. Owners of a run kind add their line here.
-RESULTS_FUNCTIONS: dict[str, str] = {}
+RESULTS_FUNCTIONS: dict[str, str] = {
+    "backtrack": "backtrack.experiment:results_from_records",
+}
 
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 

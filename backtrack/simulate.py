@@ -39,6 +39,16 @@ class SimulateConfig:
         return {"kind": "simulate", **asdict(self)}
 
 
+def simulated_draws(traces: Sequence[Trace], distribution_traces: Sequence[Trace], seed: int
+                    ) -> dict[str, tuple[float, int | None]]:
+    """Per trace: (u, wrong location), as reward_model.simple.SimulatedLocator draws them, so that
+    level X of the sweep is exactly the locator `simulated:X` with the same seed."""
+    from reward_model.simple import SimulatedLocator, label_distribution
+
+    locator = SimulatedLocator(1.0, label_distribution(distribution_traces), seed)
+    return {t.id: locator.draw(t) for t in traces}
+
+
 def level_location(draw: tuple[float, int | None], gold: int | None, accuracy: float) -> int | None:
     u, wrong = draw
     return gold if u < accuracy else wrong

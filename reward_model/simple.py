@@ -64,13 +64,19 @@ class SimulatedLocator:
         self.seed = seed
         self.name = f"simulated:{accuracy:g}"
 
+    def draw(self, trace: Trace) -> tuple[float, int | None]:
+        """(u, wrong label) for a trace. Seeded by the seed and trace id only — not the accuracy — so the
+        draws are nested across accuracies: the gold label at X is kept at every X' > X, and a wrong label
+        is always the same one. That is what lets `bbm simulate` reuse two backtracks per trace for a sweep."""
+        rng = random.Random(f"{self.seed}:simulated:{trace.id}")
+        u = rng.random()
+        counts = self.distribution.get(trace.task, Counter())
+        return u, _draw(rng, counts, len(trace.steps), exclude=trace.mistake_index)
+
     def choose(self, trace: Trace) -> tuple[int | None, bool]:
         """(label, whether it is meant to be the gold one)."""
-        rng = random.Random(f"{self.seed}:{self.name}:{trace.id}")
-        if rng.random() < self.accuracy:
-            return trace.mistake_index, True
-        counts = self.distribution.get(trace.task, Counter())
-        return _draw(rng, counts, len(trace.steps), exclude=trace.mistake_index), False
+        u, wrong = self.draw(trace)
+        return (trace.mistake_index, True) if u < self.accuracy else (wrong, False)
 
     def scores(self, traces: Sequence[Trace]) -> list[list[float]]:
         return [one_hot(len(t.steps), self.choose(t)[0]) for t in traces]

@@ -81,3 +81,20 @@ def test_coupled_levels_and_break_even():
             {"accuracy_rm": 0.7, "delta_acc_net": 2.0}]
     assert break_even(rows) == pytest.approx(0.6333, abs=1e-4)
     assert break_even([{"accuracy_rm": 0.5, "delta_acc_net": -1.0}]) is None
+
+
+def test_sweep_levels_are_exactly_the_simulated_locator():
+    from backtrack.simulate import simulated_draws
+    from bigbench_mistake.dataset import load_all
+    from reward_model.simple import SimulatedLocator, label_distribution
+
+    traces = load_all()
+    draws = simulated_draws(traces, traces, seed=3)
+    for acc in (0.5, 0.8):
+        loc = SimulatedLocator(acc, label_distribution(traces), seed=3)
+        assert all(level_location(draws[t.id], t.mistake_index, acc) == loc.choose(t)[0] for t in traces)
+    # nested: a trace that gets the gold label at 0.5 gets it at 0.8 too, and never gold when meant wrong
+    for t in traces:
+        g = t.mistake_index
+        assert level_location(draws[t.id], g, 0.5) != g or level_location(draws[t.id], g, 0.8) == g
+        assert draws[t.id][1] != g

@@ -1,0 +1,101 @@
+"""The end-to-end loop, bbm's main job: generate -> locate -> backtrack -> score.
+
+Questions (task, input, target) are answered greedily step by step (the paper's generation set-up),
+the reward model points at the first mistake of each new trace, and backtracking corrects it. Each
+question becomes one record in the run directory: the generated trace, the located step, every
+sample considered, the corrected trace, and both answers scored against the target.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from bigbench_mistake.records import Trace
+from reward_model.locator import Locator
+
+from .backtracking import BacktrackConfig
+from .cache import OutcomeCache
+from .decoding import DecodeConfig, TraceRequest, decode_traces
+from .experiment import BacktrackRunConfig, backtrack_traces, summarise_backtrack
+from .generator import Generator
+from .strategies import Item
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    model: str
+    locator: str
+    backtrack: BacktrackConfig = field(default_factory=BacktrackConfig)
+    tasks: tuple[str, ...] = ()
+    limit: int | None = None  # questions per task
+    questions_file: str | None = None
+    threshold: float = 0.5
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "pipeline", **asdict(self)}
+
+
+def generated_traces(items: Sequence[Item], generator: Generator, cfg: PipelineConfig) -> list[tuple[Trace, dict]]:
+    """Greedy step-wise traces for the items, as unlabelled Traces, with generation metadata."""
+    start = time.perf_counter()
+    decoded = decode_traces(generator, [TraceRequest(i.task, i.input) for i in items],
+                            DecodeConfig(cfg.backtrack.max_steps, cfg.backtrack.max_step_tokens, cfg.batch_size))
+    share = (time.perf_counter() - start) / max(len(items), 1)
+    out = []
+    for item, d in zip(items, decoded):
+        trace = Trace(item.task, item.id, item.input, d.steps, None, item.target, None)  # unlabelled
+        out.append((trace, {"stop_reason": d.stop_reason, "tokens": d.n_tokens, "seconds": round(share, 3)}))
+    return out
+
+
+def run_pipeline(items: Sequence[Item], generator: Generator, locator: Locator, cfg: PipelineConfig,
+                 cache: OutcomeCache, write: Callable[[dict[str, Any]], None], done: set[str],
+                 on_batch: Callable[[int], None] | None = None) -> int:
+    todo = [i for i in items if i.id not in done]
+    bt_cfg = BacktrackRunConfig(locator=cfg.locator, model=cfg.model, backtrack=cfg.backtrack,
+                                threshold=cfg.threshold, batch_size=cfg.batch_size)
+    for start in range(0, len(todo), cfg.batch_size):
+        batch = generated_traces(todo[start:start + cfg.batch_size], generator, cfg)
+        records = backtrack_traces([t for t, _ in batch], locator, generator, bt_cfg, cache)
+        for rec, (_, gen) in zip(records, batch):
+            rec["generation"] = gen
+            rec["tokens"] += gen["tokens"]
+            rec["seconds"] = round(rec["seconds"] + gen["seconds"], 3)
+            write(rec)
+        if on_batch:
+            on_batch(len(batch))
+    return len(todo)
+
+
+def summarise_pipeline(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy before and after backtracking, per task (the Table 6 fields, on generated traces)."""
+    records = list(records)
+    summary = summarise_backtrack(records)
+    summary["generation_stop_reasons"] = {}
+    for r in records:
+        reason = r["generation"]["stop_reason"]
+        summary["generation_stop_reasons"][reason] = summary["generation_stop_reasons"].get(reason, 0) + 1
+    return summary
+
+
+def before_after(record: dict[str, Any]) -> str | None:
+    """A readable account of one corrected trace; None when nothing was changed."""
+    r0 = record["rounds"][0]
+    if r0["location"] is None:
+        return None
+    loc = r0["location"]
+    lines = [f"[{record['task']}] {record['id']}  target: {record['target']}",
+             f"  mistake located at Thought {loc + 1}: {record['original_steps'][loc]}"]
+    if r0["stop_reason"] == "uncorrectable":
+        lines.append("  every sample repeated that step: trace kept")
+    else:
+        lines.append(f"  replaced by: {r0['replacement']}")
+    lines.append(f"  answer: {record['original_answer']!r} ({record['original_status']}) -> "
+                 f"{record['answer']!r} ({record['status']})")
+    return "\n".join(lines)
