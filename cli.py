@@ -270,6 +270,119 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
     emit(guarded(lambda: locate_file(traces, out, spec, threshold, seed, data_dir)), as_json, render_rm_locate)
 
 
+# ---------------------------------------------------------------- bbm compare / bbm find (prompting strategies, prompt-based finders)
+StratModel = typer.Option(None, "--model", help="Model folder, hub id or .gguf file (default: the embedded Gemma 3 270M).")
+StratDtype = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16")
+StratCache = typer.Option(None, "--cache-dir", envvar="BBM_CACHE_DIR",
+                          help="Where the embedded model is converted (default ~/.cache/bbm).")
+StratThreads = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice).")
+
+
+def _strategy_generator(model: Optional[str], dtype: str, cache_dir: Optional[Path], threads: Optional[int]):
+    from backtrack.hf_backend import ModelConfig, load_generator
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    cache = str(cache_dir) if cache_dir else str(Path.home() / ".cache" / "bbm")
+    return load_generator(ModelConfig(model=model, dtype=dtype, cache_dir=cache))
+
+
+def render_compare(r: dict) -> str:
+    head = ["strategy", "n", "accuracy %", "invalid", "tokens/q", "calls/q", "s/q", "tokens", "calls", "seconds"]
+
+    def rows(block: dict) -> list[list[Any]]:
+        return [[name, b["n"], b["accuracy"], b["invalid"], b["mean_tokens"], b["mean_calls"], b["mean_seconds"],
+                 b["tokens"], b["calls"], b["seconds"]] for name, b in block.items()]
+
+    parts = [f"{task}\n{table(rows(block), head)}" for task, block in r["tasks"].items()]
+    parts.append(f"all tasks\n{table(rows(r['all']), head)}")
+    sc = {name: (b["ties"], b["invalid_samples"]) for name, b in r["all"].items() if name in ("self-consistency", "sc-weighted")}
+    notes = "".join(f"\n{name}: {t} tied vote(s), {i} invalid sample answer(s) (counted, not voted)" for name, (t, i) in sc.items())
+    return ("\n\n".join(parts) + f"\n\n{r['questions_complete']} question(s) finished by every strategy"
+            f" ({r['questions_partial']} partly); run dir {r['run_dir']}; plot {r['plot']}" + notes)
+
+
+@app.command("compare")
+def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-most", "--strategies",
+                                               help="Comma-separated: cot, backtrack, self-consistency, sc-weighted, least-to-most."),
+                out: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume)."),
+                tasks: Optional[List[str]] = TasksOpt,
+                limit: Optional[int] = typer.Option(None, "--limit", help="First N distinct questions per task."),
+                questions: Optional[Path] = typer.Option(None, "--questions",
+                                                         help="JSONL questions (task, input, target, optional id) instead of the dataset's."),
+                locator: str = typer.Option("prompt:direct-step", "--locator",
+                                            help="Locator for sc-weighted/backtrack: prompt:METHOD[:MODE] (same model), gold, random, trained:DIR ..."),
+                k: int = typer.Option(8, "--k", help="Self-consistency: traces sampled per question."),
+                temperature: float = typer.Option(0.7, "--temperature", help="Self-consistency: sampling temperature."),
+                located_weight: float = typer.Option(0.5, "--located-weight",
+                                                     help="sc-weighted: vote weight of a trace with a located mistake (1.0 without)."),
+                max_steps: int = typer.Option(20, "--max-steps", help="Cap on the Thoughts of one trace."),
+                max_step_tokens: int = typer.Option(128, "--max-step-tokens", help="Cap on the tokens of one step."),
+                seed: int = typer.Option(0, "--seed", help="Sampling seed (stored in config.json)."),
+                model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
+                threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+    """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
+    from backtrack.compare import run_compare
+    from backtrack.strategies import StrategyConfig, items_from_traces, read_questions
+    from bigbench_mistake.dataset import load_all
+
+    def run() -> dict:
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        config = StrategyConfig(max_steps=max_steps, max_step_tokens=max_step_tokens, seed=seed, sc_samples=k,
+                                sc_temperature=temperature, located_weight=located_weight)
+        items = read_questions(questions) if questions else items_from_traces(load_all(data_dir, tasks), limit)
+        if questions:
+            items = [i for i in items if not tasks or i.task in tasks]
+            items = [i for n, i in enumerate(items) if limit is None or sum(j.task == i.task for j in items[:n]) < limit]
+        if not items:
+            raise ValueError("no questions selected")
+        generator = _strategy_generator(model, dtype, cache_dir, threads)
+
+        def make(counting_generator):
+            from reward_model.registry import LocatorOptions, make_locator
+
+            return make_locator(locator, LocatorOptions(seed=seed, data_dir=data_dir, generator=counting_generator))
+
+        return run_compare(items, names, config, generator, out, locator_spec=locator, make_locator=make,
+                           progress=lambda line: typer.echo(line, err=True))
+
+    emit(guarded(run), as_json, render_compare)
+
+
+def render_find(r: dict) -> str:
+    head = f"{r['method']} ({r['mode']} mode) on {r['generator']}: {r['scores']['overall']['n']} traces, " \
+           f"{r['calls']} model calls, {r['tokens']} tokens generated, {r['seconds']} s, {r['unparsed']} unparsed answer(s)\n"
+    return head + render_scores({"predictions_file": r["run_dir"], "key": "predicted_mistake_index", **r}).split("\n", 1)[1]
+
+
+@app.command("find")
+def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-trace | direct-step | cot-step"),
+             mode: str = typer.Option("logprob", "--mode",
+                                      help="logprob (compare the answers' log-probabilities; base models) | generate (free text; chat models)."),
+             out: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume)."),
+             tasks: Optional[List[str]] = TasksOpt,
+             limit: Optional[int] = typer.Option(None, "--limit", help="First N traces per task."),
+             traces_files: Optional[List[Path]] = typer.Option(None, "--traces", help="JSONL traces with gold labels (default: the dataset)."),
+             reasoning_tokens: int = typer.Option(96, "--reasoning-tokens", help="cot-step: tokens for the reasoning line."),
+             model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
+             threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+    """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
+    from bigbench_mistake.dataset import load_traces
+    from reward_model.prompt_finders import FinderConfig, run_find, select_traces
+
+    def run() -> dict:
+        config = FinderConfig(method=method, mode=mode, reasoning_tokens=reasoning_tokens)
+        traces = select_traces(load_traces(traces_files, data_dir, tasks), limit)
+        if not traces:
+            raise ValueError("no traces selected")
+        generator = _strategy_generator(model, dtype, cache_dir, threads)
+        return run_find(traces, config, generator, out, progress=lambda line: typer.echo(line, err=True))
+
+    emit(guarded(run), as_json, render_find)
+
+
 def main() -> None:
     app()
 

@@ -71,16 +71,25 @@ class LeastToMost:
     generated: list[Step]  # every Step the generator returned, in call order
 
 
+def solve_subquestions(generator: Generator, spec: TaskSpec, input_text: str, subquestions: list[str], *,
+                       max_step_tokens: int) -> list[Step]:
+    """One greedy call per sub-question, in order, each with the earlier answers in context, then
+    one call for the final Thought."""
+    answers: list[str] = []
+    generated: list[Step] = []
+    for _ in range(len(subquestions) + 1):
+        step = generator.greedy_steps([solve_prompt(spec, input_text, subquestions, answers)], max_step_tokens)[0]
+        generated.append(step)
+        answers.append(step.text)
+    return generated
+
+
 def least_to_most(generator: Generator, spec: TaskSpec, input_text: str, *, max_subquestions: int,
                   decompose_tokens: int, max_step_tokens: int) -> LeastToMost:
     """Decomposition call, one solve call per sub-question, one final-answer call."""
     decomposition = generator.greedy_steps([decompose_prompt(spec, input_text)], decompose_tokens)[0]
     all_parts = parse_subquestions(decomposition.text, 10**9)
     subquestions = all_parts[:max_subquestions]
-    generated = [decomposition]
-    answers: list[str] = []
-    for _ in range(len(subquestions) + 1):  # the last call writes the final Thought
-        step = generator.greedy_steps([solve_prompt(spec, input_text, subquestions, answers)], max_step_tokens)[0]
-        generated.append(step)
-        answers.append(step.text)
-    return LeastToMost(answers, subquestions, decomposition.text, len(all_parts) - len(subquestions), generated)
+    solved = solve_subquestions(generator, spec, input_text, subquestions, max_step_tokens=max_step_tokens)
+    return LeastToMost([s.text for s in solved], subquestions, decomposition.text,
+                       len(all_parts) - len(subquestions), [decomposition, *solved])

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 from bigbench_mistake.answers import Invalid, take_answer
 from bigbench_mistake.tasks import TaskSpec
 
-from .generator import STOP_EOS, Generator, Step
+from .generator import STOP_EOS, STOP_MAX_TOKENS, Generator, Step
 
 
 # ------------------------------------------------------------------ sampled traces
@@ -40,8 +40,9 @@ def step_seed(seed: int, question_id: str, sample: int, step: int) -> int:
 
 
 def trace_finished(step: Step) -> bool:
-    """A trace ends when a step states the answer (the paper's regex) or the model stops (EOS)."""
-    return step.stop_reason == STOP_EOS or not isinstance(take_answer(step.text), Invalid)
+    """A trace ends when a step states the answer (the paper's regex), the model stops (EOS) or a
+    step hits its token cap -- the same rule as greedy decoding in backtrack/decoding.py."""
+    return step.stop_reason in (STOP_EOS, STOP_MAX_TOKENS) or not isinstance(take_answer(step.text), Invalid)
 
 
 def decode_trace(next_step: Callable[[list[str]], Step], max_steps: int) -> tuple[list[str], list[Step]]:

@@ -11,7 +11,6 @@ generator by the caller, so its calls are charged to the strategy that used it.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,9 +20,10 @@ from bigbench_mistake.records import Trace, ValidationIssue, DataError, iter_jso
 from bigbench_mistake.tasks import TASKS, get_task
 from reward_model.locator import Locator, locate
 
+from .decoding import DecodeConfig, TraceRequest, decode_traces
 from .generator import Generator, Step
 from .least_to_most import least_to_most as run_least_to_most
-from .self_consistency import decode_trace, majority_vote, sample_trace, weighted_vote, winning_sample
+from .self_consistency import extract_ballots, majority_vote, sample_trace, weighted_vote, winning_sample
 
 
 # ------------------------------------------------------------------ items
@@ -89,7 +89,7 @@ def read_questions(path: str | Path) -> list[Item]:
 # ------------------------------------------------------------------ config and results
 @dataclass(frozen=True)
 class StrategyConfig:
-    max_steps: int = 30  # cap on the Thoughts of one trace
+    max_steps: int = 20  # cap on the Thoughts of one trace
     max_step_tokens: int = 128  # cap on the tokens of one step
     seed: int = 0
     # self-consistency (Wang et al. 2022)
@@ -209,17 +209,22 @@ def _run_each(name: str, items: Sequence[Item], generator: Generator,
 
 
 # ------------------------------------------------------------------ the strategies
-def greedy_trace(gen: Generator, item: Item, config: StrategyConfig) -> list[str]:
-    spec = get_task(item.task)
-    steps, _ = decode_trace(lambda done: gen.greedy_steps([spec.prompt(item.input, done)], config.max_step_tokens)[0],
-                            config.max_steps)
-    return steps
+def greedy_trace(gen: Generator, item: Item, config: StrategyConfig) -> tuple[list[str], str]:
+    """Steps and stop reason of the greedy step-wise trace (backtrack/decoding.py)."""
+    [t] = decode_traces(gen, [TraceRequest(item.task, item.input)],
+                        DecodeConfig(max_steps=config.max_steps, max_tokens=config.max_step_tokens, batch_size=1))
+    return list(t.steps), t.stop_reason
 
 
 def cot(items: Sequence[Item], config: StrategyConfig, generator: Generator, locator: Locator | None = None
         ) -> list[StrategyResult]:
     """Chain of thought: greedy step-wise decoding on the task's few-shot prompt."""
-    return _run_each("cot", items, generator, lambda item, gen: (greedy_trace(gen, item, config), {}))
+
+    def solve(item: Item, gen: Generator):
+        steps, stop = greedy_trace(gen, item, config)
+        return steps, {"stop_reason": stop}
+
+    return _run_each("cot", items, generator, solve)
 
 
 def _sampled_traces(item: Item, gen: Generator, config: StrategyConfig) -> list[list[str]]:
@@ -235,8 +240,7 @@ def _vote_extra(spec, traces, vote) -> tuple[list[str], dict[str, Any]]:
     # The final trace is the first sample that gave the winning answer (the first sample when none did).
     final = traces[win if win is not None else 0]
     return final, {"vote": vote.to_dict(), "winning_sample": win,
-                   "sample_answers": [spec.normalised_answer(t) if isinstance(spec.normalised_answer(t), str) else None
-                                      for t in traces],
+                   "sample_answers": [b.answer for b in extract_ballots(spec, traces)],
                    "samples": traces}
 
 

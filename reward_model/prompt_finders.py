@@ -21,6 +21,7 @@ with a mistake written in by hand, each with the steps to check and a line of re
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -233,3 +234,68 @@ def parse_finder_spec(spec: str) -> FinderConfig:
     if parts[0] != "prompt" or len(parts) not in (2, 3):
         raise ValueError(f"finder spec must be prompt:METHOD[:MODE] with METHOD in {', '.join(METHODS)}, got {spec!r}")
     return FinderConfig(method=parts[1], mode=parts[2] if len(parts) == 3 else "logprob")
+
+
+# ------------------------------------------------------------------ bbm find
+def select_traces(traces: Sequence[Trace], limit: int | None) -> list[Trace]:
+    """The first `limit` traces of each task, in file order (all when limit is None)."""
+    if limit is None:
+        return list(traces)
+    seen: dict[str, int] = {}
+    out = []
+    for t in traces:
+        if seen.get(t.task, 0) < limit:
+            seen[t.task] = seen.get(t.task, 0) + 1
+            out.append(t)
+    return out
+
+
+def run_find(traces: Sequence[Trace], config: FinderConfig, generator: Generator, out, progress=None) -> dict[str, Any]:
+    """Predict the first mistake of each trace with one finder (resumable run directory keyed by
+    trace id), then score the predictions with the foundation metrics next to the baselines."""
+    import time
+
+    from backtrack.rundir import RunDir
+    from backtrack.strategies import CountingGenerator
+    from bigbench_mistake.metrics import baselines, mistake_finding_scores
+
+    ids = sorted(t.id for t in traces)
+    run = RunDir(out, {"command": "find", "finder": {"method": config.method, "mode": config.mode,
+                                                     "answer_tokens": config.answer_tokens,
+                                                     "reasoning_tokens": config.reasoning_tokens},
+                       "generator": generator.name, "n_traces": len(traces),
+                       "traces": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]},
+                 key_field="id")
+    done = run.done_keys()
+    counter = CountingGenerator(generator)
+    finder = PromptFinder(counter, config)
+    for n, t in enumerate(traces, start=1):
+        if t.id in done:
+            continue
+        tokens0, calls0 = counter.snapshot()
+        start = time.perf_counter()
+        [r] = finder.find([t])
+        record = {"id": t.id, "task": t.task, "mistake_index": t.mistake_index, **r.to_dict(),
+                  "tokens": counter.tokens - tokens0, "calls": counter.calls - calls0,
+                  "seconds": round(time.perf_counter() - start, 3)}
+        run.append(record)
+        if progress:
+            progress(f"[{n}/{len(traces)}] {t.id}: predicted {r.index}, gold {t.mistake_index} ({record['calls']} calls)")
+    records = {r["id"]: r for r in run.records()}
+    preds = {tid: r["predicted_mistake_index"] for tid, r in records.items()}
+    scored = [t for t in traces if t.id in preds]
+    result = {"run_dir": str(run.path), "method": config.method, "mode": config.mode, "generator": generator.name,
+              "scores": mistake_finding_scores(traces, preds), "baselines": baselines(scored),
+              "unparsed": sum(r["unparsed"] for r in records.values()),
+              "calls": sum(r["calls"] for r in records.values()),
+              "tokens": sum(r["tokens"] for r in records.values()),
+              "seconds": round(sum(r["seconds"] for r in records.values()), 2)}
+    run.write_results(result)
+    return result
+
+
+def prompt_locator(arg: str | None, generator: Generator | None) -> PromptFinder:
+    """make_locator's factory for "prompt:METHOD[:MODE]" (METHOD: direct-trace | direct-step | cot-step)."""
+    if generator is None:
+        raise ValueError("prompt-based finders need a model: pass LocatorOptions(generator=...)")
+    return PromptFinder(generator, parse_finder_spec(f"prompt:{arg or ''}"))

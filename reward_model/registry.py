@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from bigbench_mistake.records import Trace
 
@@ -18,6 +18,8 @@ class LocatorOptions:
     # Traces whose labels give the per-task distribution of mistake positions (random:dist, simulated).
     distribution_traces: Sequence[Trace] | None = None
     data_dir: str | Path | None = None
+    # The model the prompt-based finders ask (prompt:METHOD[:MODE]); a backtrack Generator.
+    generator: Any = None
 
 
 def _distribution(options: LocatorOptions):
@@ -61,11 +63,18 @@ def _trained(arg: str | None, options: LocatorOptions) -> Locator:
     return load_locator(arg)
 
 
+def _prompt(arg: str | None, options: LocatorOptions) -> Locator:
+    from .prompt_finders import prompt_locator
+
+    return prompt_locator(arg, options.generator)
+
+
 LOCATORS: dict[str, Callable[[str | None, LocatorOptions], Locator]] = {
     "gold": _gold,
     "random": _random,
     "simulated": _simulated,
     "trained": _trained,
+    "prompt": _prompt,  # the paper's prompt-based finders (reward_model/prompt_finders.py)
 }
 
 

@@ -1,0 +1,136 @@
+"""`bbm compare`: the same questions through several strategies, one run directory, one table per task.
+
+Records (samples.jsonl) are keyed "<strategy>::<item id>" and written one by one; the loop goes
+question by question (every strategy on a question before the next question), so an interrupted
+run compares the strategies on the same questions so far, and rerunning resumes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from reward_model.locator import Locator
+
+from .generator import Generator
+from .rundir import RunDir
+from .strategies import NEEDS_LOCATOR, CountingGenerator, Item, StrategyConfig, get_strategy
+
+PLOT = "accuracy_vs_tokens.png"
+
+
+def questions_digest(items: Sequence[Item]) -> str:
+    """Identifies the question set in config.json (a different set is a different run)."""
+    blob = json.dumps([[i.task, i.id, i.input, i.target] for i in items], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def compare_config(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator_name: str,
+                   locator_spec: str | None) -> dict[str, Any]:
+    return {"command": "compare", "strategies": list(strategies), "strategy_config": config.to_json(),
+            "generator": generator_name, "locator": locator_spec, "n_questions": len(items),
+            "questions": questions_digest(items)}
+
+
+def run_compare(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator: Generator,
+                out: str | Path, locator_spec: str | None = None,
+                make_locator: Callable[[Generator], Locator] | None = None,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every strategy on every item (resuming), write results.json and the plot, return the summary.
+
+    make_locator gets the counting generator, so a locator that asks the model is charged to the
+    strategy that used it."""
+    for name in strategies:
+        get_strategy(name)
+    needs = [s for s in strategies if s in NEEDS_LOCATOR]
+    if needs and make_locator is None:
+        raise ValueError(f"{', '.join(needs)} need(s) a locator (--locator)")
+    run = RunDir(out, compare_config(items, strategies, config, generator.name, locator_spec if needs else None))
+    done = run.done_keys()
+    counter = CountingGenerator(generator)
+    locator = make_locator(counter) if needs and make_locator else None
+    for n, item in enumerate(items, start=1):
+        for name in strategies:
+            key = f"{name}::{item.id}"
+            if key in done:
+                continue
+            [result] = get_strategy(name)([item], config, counter, locator)
+            run.append(result.to_record())
+            if progress:
+                progress(f"[{n}/{len(items)}] {name} {item.id}: {'correct' if result.correct else result.invalid_reason or 'wrong'}"
+                         f" ({result.tokens} tokens, {result.calls} calls, {result.seconds:.1f}s)")
+    summary = summarise_compare(run.records(), strategies)
+    summary.update(run_dir=str(run.path), dropped_partial_lines=run.dropped_partial_lines,
+                   config=run.config, plot=plot_compare(summary, run.path / PLOT))
+    run.write_results(summary)
+    return summary
+
+
+def _block(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rs)
+
+    def mean(key: str) -> float | None:
+        return round(sum(r[key] for r in rs) / n, 2) if n else None
+
+    return {
+        "n": n,
+        "accuracy": round(100.0 * sum(r["correct"] for r in rs) / n, 2) if n else None,
+        "correct": sum(r["correct"] for r in rs),
+        "invalid": sum(r["answer"] is None for r in rs),
+        "tokens": sum(r["tokens"] for r in rs), "mean_tokens": mean("tokens"),
+        "calls": sum(r["calls"] for r in rs), "mean_calls": mean("calls"),
+        "seconds": round(sum(r["seconds"] for r in rs), 2), "mean_seconds": mean("seconds"),
+        # self-consistency: questions whose vote was a tie, and invalid samples over all questions
+        "ties": sum(bool(r.get("vote", {}).get("tied")) for r in rs),
+        "invalid_samples": sum(r.get("vote", {}).get("n_invalid", 0) for r in rs),
+    }
+
+
+def summarise_compare(records: Iterable[dict[str, Any]], strategies: Sequence[str]) -> dict[str, Any]:
+    """Per task, then over all tasks: per strategy accuracy, tokens, calls, seconds. Only questions
+    that every strategy has finished are counted, so the strategies are compared on the same set."""
+    by_key: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in records:
+        by_key.setdefault((r["task"], r["id"]), {})[r["strategy"]] = r
+    complete = {k: v for k, v in by_key.items() if all(s in v for s in strategies)}
+    tasks = sorted({task for task, _ in complete})
+    out: dict[str, Any] = {"strategies": list(strategies), "questions_complete": len(complete),
+                           "questions_partial": len(by_key) - len(complete), "tasks": {}}
+    for task in tasks:
+        rows = [v for (t, _), v in complete.items() if t == task]
+        out["tasks"][task] = {s: _block([v[s] for v in rows]) for s in strategies}
+    out["all"] = {s: _block([v[s] for v in complete.values()]) for s in strategies}
+    return out
+
+
+def plot_compare(summary: dict[str, Any], path: Path) -> str | None:
+    """Accuracy against mean tokens per question: one panel per task and one over all tasks."""
+    panels = list(summary["tasks"].items()) + [("all tasks", summary["all"])]
+    if not summary["tasks"]:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 3
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    markers = "osD^vP*X"
+    for ax, (title, block) in zip(axes.flat, panels):
+        for i, (name, b) in enumerate(block.items()):
+            if b["n"]:
+                ax.scatter(b["mean_tokens"], b["accuracy"], marker=markers[i % len(markers)], s=50, label=name)
+        ax.set_title(f"{title} (n={next(iter(block.values()))['n']})", fontsize=10)
+        ax.set_xlabel("tokens generated per question")
+        ax.set_ylabel("accuracy %")
+        ax.set_ylim(-5, 105)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

@@ -1,0 +1,177 @@
+"""Strategies, compare and the prompt-based finders end to end on the tiny offline model."""
+import json
+
+import pytest
+
+from backtrack.compare import run_compare
+from backtrack.least_to_most import decompose_prompt, least_to_most as ltm, solve_subquestions
+from backtrack.self_consistency import majority_vote
+from backtrack.strategies import CountingGenerator, Item, StrategyConfig, get_strategy
+from bigbench_mistake.dataset import load_task
+from bigbench_mistake.records import Trace
+from bigbench_mistake.tasks import get_task
+from reward_model.locator import Locator
+from reward_model.prompt_finders import FinderConfig, PromptFinder, run_find, step_prompt
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_generator):
+    return tiny_generator
+
+
+class Recorder:
+    """The real generator, with every prompt it was asked about kept in order (a spy, not a stand-in)."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.prompts = inner, inner.name, []
+
+    def greedy_steps(self, prompts, max_tokens):
+        self.prompts += [("greedy", p) for p in prompts]
+        return self.inner.greedy_steps(prompts, max_tokens)
+
+    def sample_steps(self, prompt, n, temperature, seed, max_tokens, top_k=None, top_p=None):
+        self.prompts.append(("sample", prompt))
+        return self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p)
+
+    def logprob(self, prompt, continuations):
+        self.prompts.append(("logprob", prompt))
+        return self.inner.logprob(prompt, continuations)
+
+
+ITEMS = [Item("multistep_arithmetic", "q1", "(1 + 2) =", "3"), Item("multistep_arithmetic", "q2", "(4 + 3) =", "7")]
+CFG = StrategyConfig(max_steps=3, max_step_tokens=20, sc_samples=4, sc_temperature=0.7, ltm_decompose_tokens=24)
+
+
+def test_cot_counts_tokens_and_calls(gen):
+    [r] = get_strategy("cot")([ITEMS[0]], CFG, gen, None)
+    assert 1 <= len(r.steps) <= CFG.max_steps and r.calls == len(r.steps) and r.tokens >= r.calls
+    assert (r.answer is None) == (r.invalid_reason is not None) and r.extra["stop_reason"]
+
+
+def test_self_consistency_vote_matches_its_samples(gen):
+    rs = get_strategy("self-consistency")(ITEMS[:1], CFG, gen, None)
+    for r in rs:
+        vote = r.extra["vote"]
+        samples = r.extra["samples"]
+        assert len(samples) == CFG.sc_samples
+        assert vote["n_valid"] + vote["n_invalid"] == CFG.sc_samples
+        assert sum(vote["counts"].values()) == vote["n_valid"]
+        again = majority_vote(get_task(r.item.task), samples)
+        assert again.answer == vote["answer"] == r.answer
+        if vote["answer"] is not None:  # the winner has the largest count; a tie is reported as such
+            top = max(vote["counts"].values())
+            assert vote["counts"][vote["answer"]] == top
+            assert bool(vote["tied"]) == (sum(c == top for c in vote["counts"].values()) > 1)
+        assert r.calls == sum(len(s) for s in samples)  # one sampled step per call
+    # same seed, same samples (seed per question, sample and step); another seed, other samples
+    again = get_strategy("self-consistency")(ITEMS[:1], CFG, gen, None)[0]
+    assert again.extra["samples"] == rs[0].extra["samples"]
+
+
+def test_least_to_most_decomposes_then_one_call_per_subquestion(gen):
+    spec = get_task("multistep_arithmetic")
+    rec = Recorder(gen)
+    subs = ["What is A = (1 + 2)?", "What is B = (3 + 4)?", "What is A + B?"]
+    steps = solve_subquestions(rec, spec, "(1 + 2) + (3 + 4) =", subs, max_step_tokens=16)
+    assert len(steps) == len(subs) + 1 and len(rec.prompts) == len(subs) + 1
+    for k, (kind, prompt) in enumerate(rec.prompts[:-1]):
+        assert kind == "greedy" and prompt.endswith(f"Sub-question {k + 1}: {subs[k]}\nThought {k + 1}:")
+        for j in range(k):  # earlier answers are in context
+            assert f"Thought {j + 1}: {steps[j].text}\nSub-question {j + 2}:" in prompt
+    assert rec.prompts[-1][1].endswith(f"Thought {len(subs)}: {steps[-2].text}\nThought {len(subs) + 1}:")
+
+    rec = Recorder(gen)
+    r = ltm(rec, spec, "(1 + 2) =", max_subquestions=3, decompose_tokens=32, max_step_tokens=16)
+    assert rec.prompts[0] == ("greedy", decompose_prompt(spec, "(1 + 2) ="))
+    assert len(rec.prompts) == 1 + len(r.subquestions) + 1 == len(r.generated)
+    assert len(r.steps) == len(r.subquestions) + 1
+    [res] = get_strategy("least-to-most")([ITEMS[0]], CFG, gen, None)
+    assert res.calls == 2 + len(res.extra["subquestions"]) == 1 + len(res.steps) and res.tokens >= res.calls
+
+
+def traces_for_finders():
+    return [t.replace(steps=t.steps[:3], mistake_index=t.mistake_index if (t.mistake_index or 0) < 3 else None)
+            for t in load_task("multistep_arithmetic")[:2]]
+
+
+@pytest.mark.parametrize("method", ["direct-trace", "direct-step", "cot-step"])
+@pytest.mark.parametrize("mode", ["logprob", "generate"])
+def test_finders_return_an_index_or_none(gen, method, mode):
+    traces = traces_for_finders()
+    finder = PromptFinder(gen, FinderConfig(method, mode, answer_tokens=4, reasoning_tokens=12))
+    assert isinstance(finder, Locator) and finder.name == f"prompt:{method}:{mode}"
+    results = finder.find(traces)
+    for t, r in zip(traces, results):
+        assert r.index is None or 0 <= r.index < len(t.steps)
+        assert r.mode == mode and 0 <= r.unparsed <= r.checks
+        if method != "direct-trace":  # stops at the first "No"
+            assert r.checks == (len(t.steps) if r.index is None else r.index + 1)
+    scores = finder.scores(traces)
+    assert [len(s) for s in scores] == [len(t.steps) for t in traces]
+    assert all(sum(s) == (r.index is not None) for s, r in zip(scores, results))
+
+
+def test_yes_no_scoring_picks_the_higher_probability_answer(gen):
+    traces = traces_for_finders()
+    finder = PromptFinder(gen, FinderConfig("direct-step", "logprob"))
+    for t, r in zip(traces, finder.find(traces)):
+        for k in range(r.checks):
+            lp_yes, lp_no = gen.logprob(step_prompt(t.task, t.input, t.steps, k, cot=False), [" Yes", " No"])
+            said_no = r.index == k
+            assert said_no == (lp_no > lp_yes)
+            assert (r.p_no[k] > 0.5) == (lp_no > lp_yes)
+
+
+def test_sc_weighted_with_a_prompt_finder(gen):
+    counter = CountingGenerator(gen)
+    finder = PromptFinder(counter, FinderConfig("direct-step", "logprob"))
+    cfg = StrategyConfig(max_steps=3, max_step_tokens=16, sc_samples=3, located_weight=0.25)
+    [r] = get_strategy("sc-weighted")([ITEMS[0]], cfg, counter, finder)
+    located, vote = r.extra["located"], r.extra["vote"]
+    assert len(located) == 3 and r.extra["locator"] == "prompt:direct-step:logprob"
+    expect: dict = {}
+    for a, loc in zip(r.extra["sample_answers"], located):
+        if a is not None:
+            expect[a] = expect.get(a, 0) + (1.0 if loc is None else 0.25)
+    assert vote["totals"] == pytest.approx(expect)
+    assert r.calls > sum(len(s) for s in r.extra["samples"])  # the finder's logprob calls are charged too
+    with pytest.raises(ValueError):
+        get_strategy("sc-weighted")([ITEMS[0]], cfg, gen, None)
+
+
+def test_compare_run_dir_resumes(gen, tmp_path):
+    cfg = StrategyConfig(max_steps=3, max_step_tokens=16, sc_samples=2, ltm_decompose_tokens=24)
+    strategies = ["cot", "self-consistency", "least-to-most"]
+    out = run_compare(ITEMS, strategies, cfg, gen, tmp_path / "run")
+    assert out["questions_complete"] == 2
+    block = out["tasks"]["multistep_arithmetic"]
+    assert set(block) == set(strategies) and all(b["n"] == 2 and b["calls"] > 0 for b in block.values())
+    assert (tmp_path / "run" / "accuracy_vs_tokens.png").stat().st_size > 0
+    lines = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    counter = CountingGenerator(gen)
+    again = run_compare(ITEMS, strategies, cfg, counter, tmp_path / "run")
+    assert counter.calls == 0 and again["all"] == out["all"]  # resumed: nothing recomputed
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["all"] == out["all"]
+    with pytest.raises(ValueError):
+        run_compare(ITEMS, ["sc-weighted"], cfg, gen, tmp_path / "other")
+
+
+def test_find_scores_with_foundation_metrics(gen, tmp_path):
+    traces = traces_for_finders()
+    out = run_find(traces, FinderConfig("direct-trace", "logprob"), gen, tmp_path / "find")
+    assert out["scores"]["overall"]["n"] == len(traces) and out["scores"]["overall"]["missing"] == 0
+    assert "always_null" in out["baselines"] and out["calls"] == len(traces)
+    rows = [json.loads(x) for x in (tmp_path / "find" / "samples.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in rows} == {t.id for t in traces}
+    assert all(r["mode"] == "logprob" for r in rows)
+
+
+def test_registered_with_make_locator(gen):
+    from reward_model.registry import LocatorOptions, make_locator
+
+    loc = make_locator("prompt:cot-step:generate", LocatorOptions(generator=gen))
+    assert isinstance(loc, PromptFinder) and loc.name == "prompt:cot-step:generate"
+    assert make_locator("prompt:direct-trace", LocatorOptions(generator=gen)).config.mode == "logprob"
+    with pytest.raises(ValueError):
+        make_locator("prompt:direct-step")  # no model given
