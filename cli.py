@@ -383,6 +383,251 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
     emit(guarded(run), as_json, render_find)
 
 
+# ---------------------------------------------------------------- bbm backtrack / simulate / pipeline / report
+BtSamples = typer.Option(8, "--samples", help="Samples drawn at the mistaken step.")
+BtTemperature = typer.Option(1.0, "--temperature", help="Sampling temperature at the mistaken step.")
+BtSelection = typer.Option("logprob", "--selection", help="logprob (highest sum) | mean_logprob (length-normalised).")
+BtSeed = typer.Option(0, "--seed", help="Sampling seed (stored in config.json).")
+BtMaxSteps = typer.Option(64, "--max-steps", help="Cap on the Thoughts of a finished trace.")
+BtMaxStepTokens = typer.Option(160, "--max-step-tokens", help="Cap on the tokens of one step.")
+BtBatch = typer.Option(8, "--batch-size", help="Traces decoded together.")
+BtLimit = typer.Option(None, "--limit", help="First N traces (questions) per task.")
+BtShard = typer.Option(None, "--shard", help="Run only slice i/n (0-based) of the items; join with bbm merge.")
+
+
+def _cache_dir(cache_dir: Optional[Path]) -> Path:
+    return Path(cache_dir) if cache_dir else Path.home() / ".cache" / "bbm"
+
+
+def _backtrack_config(samples: int, temperature: float, selection: str, seed: int, max_steps: int,
+                      max_step_tokens: int, batch_size: int, rounds: int = 1):
+    from backtrack.backtracking import BacktrackConfig
+
+    return BacktrackConfig(n_samples=samples, temperature=temperature, selection=selection, seed=seed,
+                           max_steps=max_steps, max_step_tokens=max_step_tokens, batch_size=batch_size, rounds=rounds)
+
+
+def _progress(total: int, label: str):
+    """A tqdm bar on stderr counting items; returns (callback, close)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="item", file=sys.stderr, disable=total == 0)
+    return bar.update, bar.close
+
+
+def _make_locator(spec: str, seed: int, data_dir: Optional[Path], cache_dir: Path):
+    """A locator from its spec; 'trained' alone means the default classifier, trained once and cached."""
+    from reward_model.registry import LocatorOptions, make_locator
+
+    if spec == "trained":
+        from reward_model.trained import default_trained_model
+
+        return default_trained_model(cache_dir / "reward_model", data_dir=data_dir)
+    return make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
+
+
+def _select_traces(traces: list, tasks: Optional[List[str]], limit: Optional[int]) -> list:
+    per_task: dict[str, int] = {}
+    out = []
+    for t in traces:
+        if tasks and t.task not in tasks:
+            continue
+        if limit is not None and per_task.get(t.task, 0) >= limit:
+            continue
+        per_task[t.task] = per_task.get(t.task, 0) + 1
+        out.append(t)
+    return out
+
+
+def render_backtrack(r: dict) -> str:
+    cols = ["n", "n_originally_correct", "n_originally_wrong", "delta_acc_correct", "delta_acc_wrong",
+            "accuracy_before", "accuracy_after", "backtracked", "uncorrectable", "invalid_after", "tokens", "seconds"]
+    rows = [[task, *(b[c] for c in cols)] for task, b in r["results"]["tasks"].items()]
+    rows.append(["overall", *(r["results"]["overall"][c] for c in cols)])
+    head = ["task", "n", "n✓", "n✗", "Δacc✓", "Δacc✗", "acc before", "acc after", "backtracked", "uncorrectable",
+            "invalid after", "tokens", "s"]
+    return f"{r['run_dir']}  locator {r['locator']}  model {r['model']}\n" + table(rows, head)
+
+
+@app.command("backtrack")
+def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | random | random:dist | simulated:X | "
+                                              "trained[:DIR] | prompt:METHOD (where the mistake is)"),
+                  out: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume)."),
+                  tasks: Optional[List[str]] = TasksOpt, limit: Optional[int] = BtLimit,
+                  traces_files: Optional[List[Path]] = typer.Option(None, "--traces",
+                                                                     help="Traces to correct (default: the dataset)."),
+                  rounds: int = typer.Option(1, "--rounds", help="Locate and backtrack again on the new trace R times."),
+                  samples: int = BtSamples, temperature: float = BtTemperature, selection: str = BtSelection,
+                  threshold: float = typer.Option(0.5, "--threshold", help="Locator score threshold."),
+                  seed: int = BtSeed, max_steps: int = BtMaxSteps, max_step_tokens: int = BtMaxStepTokens,
+                  batch_size: int = BtBatch, shard: Optional[str] = BtShard,
+                  model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
+                  threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir,
+                  as_json: bool = JsonOut) -> None:
+    """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
+    from backtrack.cache import OutcomeCache
+    from backtrack.experiment import BacktrackRunConfig, run_backtrack, summarise_backtrack
+    from backtrack.rundir import RunDir
+    from backtrack.shard import parse_shard, with_shard
+    from bigbench_mistake.dataset import load_traces
+
+    def run() -> dict:
+        traces = _select_traces(load_traces(traces_files, data_dir), tasks, limit)
+        if not traces:
+            raise ValueError("no traces selected (check --task / --traces)")
+        part = parse_shard(shard)
+        cache = _cache_dir(cache_dir)
+        gen = _strategy_generator(model, dtype, cache_dir, threads)
+        cfg = BacktrackRunConfig(locator=locator, model=gen.name, tasks=tuple(tasks or ()), limit=limit,
+                                 traces_files=tuple(str(p) for p in traces_files or ()), threshold=threshold,
+                                 batch_size=batch_size,
+                                 backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
+                                                             max_step_tokens, batch_size, rounds))
+        run_dir = RunDir(out, with_shard(cfg.to_json(), part, len(traces)))
+        loc = _make_locator(locator, seed, data_dir, cache)
+        mine = part.select(traces)
+        position = {t.id: p for p, t in mine}
+        write = lambda rec: run_dir.append({**rec, "item_index": position[rec["id"]]})  # noqa: E731
+        done = run_dir.done_keys()
+        step, close = _progress(len([t for _, t in mine if t.id not in done]), "backtrack")
+        try:
+            run_backtrack([t for _, t in mine], loc, gen, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"),
+                          write, done, step)
+        finally:
+            close()
+        results = summarise_backtrack(run_dir.records())
+        run_dir.write_results(results)
+        return {"run_dir": str(out), "locator": locator, "model": gen.name, "results": results}
+
+    emit(guarded(run), as_json, render_backtrack)
+
+
+def render_simulate(r: dict) -> str:
+    res = r["results"]
+    blocks = {**res["tasks"], "overall": res["overall"]}
+    rows = []
+    for i, level in enumerate(res["overall"]["levels"]):
+        rows.append([f"{level['accuracy_rm']:.2f}",
+                     *(f"{b['levels'][i]['delta_acc_correct']}/{b['levels'][i]['delta_acc_wrong']}"
+                       for b in blocks.values())])
+    rows.append(["break-even", *(b["break_even_accuracy_rm"] for b in blocks.values())])
+    return (f"{r['run_dir']}  model {r['model']}  (cells: Δacc✓/Δacc✗; {r['pairs_computed']} backtracks run now, "
+            f"cache hits {r['cache_hits']})\n" + table(rows, ["RM accuracy", *blocks]) + f"\nplot: {r['plot']}")
+
+
+@app.command("simulate")
+def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95,1.0", "--accuracies",
+                                                help="Comma-separated simulated reward-model accuracies."),
+                 out: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume)."),
+                 tasks: Optional[List[str]] = TasksOpt, limit: Optional[int] = BtLimit,
+                 rm_seed: int = typer.Option(0, "--rm-seed", help="Seed of the simulated reward model."),
+                 samples: int = BtSamples, temperature: float = BtTemperature, selection: str = BtSelection,
+                 seed: int = BtSeed, max_steps: int = BtMaxSteps, max_step_tokens: int = BtMaxStepTokens,
+                 batch_size: int = BtBatch,
+                 model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
+                 threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir,
+                 as_json: bool = JsonOut) -> None:
+    """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
+    from backtrack.cache import OutcomeCache
+    from backtrack.rundir import RunDir
+    from backtrack.simulate import SimulateConfig, plot_simulate, run_simulate, summarise_simulate, simulated_draws
+    from bigbench_mistake.dataset import load_all
+
+    def run() -> dict:
+        levels = tuple(float(a) for a in accuracies.split(",") if a.strip())
+        all_traces = load_all(data_dir)
+        traces = _select_traces(all_traces, tasks, limit)
+        cache = _cache_dir(cache_dir)
+        gen = _strategy_generator(model, dtype, cache_dir, threads)
+        cfg = SimulateConfig(accuracies=levels, model=gen.name, tasks=tuple(tasks or ()), limit=limit, seed=rm_seed,
+                             batch_size=batch_size,
+                             backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
+                                                         max_step_tokens, batch_size))
+        run_dir = RunDir(out, cfg.to_json())
+        draws = simulated_draws(traces, all_traces, rm_seed)
+        outcome_cache = OutcomeCache(cache / "backtrack_outcomes.jsonl")
+        done = run_dir.done_keys()
+        computed = run_simulate(traces, draws, gen, cfg, outcome_cache, run_dir.append, done)
+        results = summarise_simulate(traces, draws, run_dir.records(), levels)
+        run_dir.write_results(results)
+        plot = plot_simulate(results, str(out / "figure2.png"))
+        return {"run_dir": str(out), "model": gen.name, "pairs_computed": computed,
+                "cache_hits": outcome_cache.hits, "plot": plot, "results": results}
+
+    emit(guarded(run), as_json, render_simulate)
+
+
+def render_pipeline(r: dict) -> str:
+    stories = "\n\n".join(r["corrections"]) or "(no trace was changed)"
+    return f"{stories}\n\n{render_backtrack(r)}\n\ngeneration stop reasons: {r['results']['generation_stop_reasons']}"
+
+
+@app.command("pipeline")
+def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="Run directory (rerun to resume)."),
+                 tasks: Optional[List[str]] = TasksOpt,
+                 limit: Optional[int] = typer.Option(2, "--limit", help="Questions per task."),
+                 questions: Optional[Path] = typer.Option(None, "--questions",
+                                                          help="JSONL questions (task, input, target) instead of the dataset's."),
+                 locator: str = typer.Option("trained", "--locator",
+                                             help="trained (the default classifier, trained once and cached) | trained:DIR | "
+                                                  "random | prompt:METHOD ..."),
+                 samples: int = BtSamples, temperature: float = BtTemperature, selection: str = BtSelection,
+                 threshold: float = typer.Option(0.5, "--threshold", help="Locator score threshold."),
+                 seed: int = BtSeed, max_steps: int = typer.Option(24, "--max-steps", help="Cap on the Thoughts of a trace."),
+                 max_step_tokens: int = typer.Option(96, "--max-step-tokens", help="Cap on the tokens of one step."),
+                 batch_size: int = BtBatch,
+                 model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
+                 threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir,
+                 as_json: bool = JsonOut) -> None:
+    """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
+    from backtrack.cache import OutcomeCache
+    from backtrack.pipeline import PipelineConfig, before_after, run_pipeline, summarise_pipeline
+    from backtrack.rundir import RunDir
+    from backtrack.strategies import items_from_traces, read_questions
+    from bigbench_mistake.dataset import load_all
+
+    def run() -> dict:
+        items = read_questions(questions) if questions else items_from_traces(load_all(data_dir, tasks), limit)
+        if questions and tasks:
+            items = [i for i in items if i.task in tasks]
+        cache = _cache_dir(cache_dir)
+        gen = _strategy_generator(model, dtype, cache_dir, threads)
+        cfg = PipelineConfig(model=gen.name, locator=locator, tasks=tuple(tasks or ()), limit=limit,
+                             questions_file=str(questions) if questions else None, threshold=threshold,
+                             batch_size=batch_size,
+                             backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
+                                                         max_step_tokens, batch_size))
+        run_dir = RunDir(out, cfg.to_json())
+        loc = _make_locator(locator, seed, data_dir, cache)
+        done = run_dir.done_keys()
+        step, close = _progress(len([i for i in items if i.id not in done]), "pipeline")
+        try:
+            run_pipeline(items, gen, loc, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"), run_dir.append, done, step)
+        finally:
+            close()
+        records = list(run_dir.records())
+        results = summarise_pipeline(records)
+        run_dir.write_results(results)
+        return {"run_dir": str(out), "locator": locator, "model": gen.name, "results": results,
+                "corrections": [s for s in map(before_after, records) if s]}
+
+    emit(guarded(run), as_json, render_pipeline)
+
+
+@app.command("report")
+def report_cli(run_dirs: List[Path] = typer.Argument(..., help="Run directories (any kinds; same kinds side by side)."),
+               out: Optional[Path] = typer.Option(None, "--out", help="Write the Markdown here (default: print it).")) -> None:
+    """Render run directories as Markdown, comparing runs side by side, with their plots."""
+    from backtrack.report import render_report
+
+    text = guarded(lambda: render_report(run_dirs))
+    if out:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(text)
+
+
 def main() -> None:
     app()
 
