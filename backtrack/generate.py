@@ -1,0 +1,168 @@
+"""`bbm generate`: the paper's trace generation (few-shot "Thought N:" prompt, greedy, newline stop)
+over BIG-Bench Mistake questions or a question file, one JSONL record per trace in a run directory.
+
+Each record is in the dataset's shape (task, id, input, steps, answer, target, mistake_index) plus
+`correct`, `answer_status` ("correct" | "wrong" | "invalid", exact match after the task's
+normalisation), `invalid_reason`, and `generation` (model, seed, tokens, seconds, stop reason,
+per-step tokens and log-probs). `mistake_index` is null: generated traces carry no mistake
+annotation (`mistake_annotated: false` says so), but the file feeds `bbm data validate` and every
+command that reads traces.
+
+Rerunning the same command resumes: questions whose id is already in samples.jsonl are skipped.
+`limit` is not part of the run's config, so a rerun with a larger --limit extends the same run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bigbench_mistake.records import DataError, ValidationIssue, iter_jsonl
+from bigbench_mistake.tasks import TASKS, get_task
+
+from .decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
+from .generator import Generator
+from .rundir import RunDir
+
+
+@dataclass(frozen=True)
+class Question:
+    task: str
+    id: str
+    input: str
+    target: str
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    model: str                       # the generator's name (model + dtype)
+    task: str | None = None          # a BIG-Bench Mistake task, or a filter on the question file
+    questions: str | None = None     # JSONL file with task, input, target (and optional id)
+    limit: int | None = None         # first N questions (not part of the run's identity)
+    seed: int = 0
+    decode: DecodeConfig = DecodeConfig()
+
+    def __post_init__(self) -> None:
+        if self.task is None and self.questions is None:
+            raise ValueError("give a task (--task) or a question file (--questions)")
+        if self.task is not None:
+            get_task(self.task)
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
+
+    def run_config(self) -> dict[str, Any]:
+        """What identifies the run directory: everything that changes a record."""
+        d = asdict(self)
+        d.pop("limit")
+        d["kind"] = "generate"
+        return d
+
+
+def dataset_questions(task: str, data_dir: str | Path | None = None) -> list[Question]:
+    """The task's questions from BIG-Bench Mistake (each distinct input once, in file order)."""
+    from bigbench_mistake.dataset import load_task
+
+    seen, out = set(), []
+    for t in load_task(task, data_dir):
+        if t.input not in seen:
+            seen.add(t.input)
+            out.append(Question(t.task, t.id, t.input, t.target))
+    return out
+
+
+def read_questions(path: str | Path) -> list[Question]:
+    """Questions from a JSONL file (task, input, target; optional id); every problem named by line and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    out, issues = [], []
+    for line, obj in iter_jsonl(path):
+        if isinstance(obj, ValidationIssue):
+            issues.append(obj)
+            continue
+        if not isinstance(obj, dict):
+            issues.append(ValidationIssue(str(path), line, "<record>", "expected a JSON object"))
+            continue
+        bad = [k for k in ("task", "input", "target") if not isinstance(obj.get(k), str)]
+        for k in bad:
+            issues.append(ValidationIssue(str(path), line, k, "missing key" if k not in obj else "expected a string"))
+        if "task" not in bad and obj["task"] not in TASKS:
+            issues.append(ValidationIssue(str(path), line, "task", f"unknown task {obj['task']!r}; known: {', '.join(TASKS)}"))
+        elif not bad:
+            out.append(Question(obj["task"], str(obj.get("id", f"{path.stem}-{line:04d}")), obj["input"], obj["target"]))
+    ids = [q.id for q in out]
+    issues += [ValidationIssue(str(path), 0, "id", f"id {i!r} appears {ids.count(i)} times") for i in sorted(set(ids)) if ids.count(i) > 1]
+    if issues:
+        raise DataError(issues)
+    return out
+
+
+def select_questions(config: GenerateConfig, data_dir: str | Path | None = None) -> list[Question]:
+    qs = read_questions(config.questions) if config.questions else dataset_questions(config.task, data_dir)
+    if config.questions and config.task:
+        qs = [q for q in qs if q.task == config.task]
+    return qs[: config.limit] if config.limit else qs
+
+
+def make_record(q: Question, trace: DecodedTrace, config: GenerateConfig) -> dict[str, Any]:
+    scored = get_task(q.task).score(trace.steps, q.target)
+    return {
+        "task": q.task, "id": q.id, "input": q.input, "steps": list(trace.steps), "answer": scored.answer,
+        "target": q.target, "mistake_index": None, "mistake_annotated": False,
+        "correct": scored.correct, "answer_status": scored.status, "invalid_reason": scored.invalid_reason,
+        "generation": {
+            "model": config.model, "seed": config.seed, "tokens": trace.n_tokens,
+            "seconds": round(trace.seconds, 3), "stop_reason": trace.stop_reason,
+            "step_tokens": [s.n_tokens for s in trace.new_steps],
+            "step_logprobs": [round(s.logprob, 6) for s in trace.new_steps],
+            "step_stop_reasons": [s.stop_reason for s in trace.new_steps],
+        },
+    }
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def block(rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        n = len(rs)
+        status = {k: sum(r["answer_status"] == k for r in rs) for k in ("correct", "wrong", "invalid")}
+        stops: dict[str, int] = {}
+        for r in rs:
+            stops[r["generation"]["stop_reason"]] = stops.get(r["generation"]["stop_reason"], 0) + 1
+        tokens = sum(r["generation"]["tokens"] for r in rs)
+        return {"traces": n, **status, "accuracy": round(100 * status["correct"] / n, 2) if n else None,
+                "stop_reasons": stops, "tokens": tokens,
+                "mean_steps": round(sum(len(r["steps"]) for r in rs) / n, 2) if n else None}
+
+    tasks = sorted({r["task"] for r in records})
+    return {"overall": block(records), "tasks": {t: block([r for r in records if r["task"] == t]) for t in tasks}}
+
+
+def generate(config: GenerateConfig, generator: Generator, out_dir: str | Path, data_dir: str | Path | None = None,
+             on_record: Callable[[dict[str, Any]], None] | None = None,
+             on_start: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Decode every selected question not yet in out_dir; each record is on disk before the next is decoded."""
+    if generator.name != config.model:
+        raise ValueError(f"config names model {config.model!r} but the generator is {generator.name!r}")
+    questions = select_questions(config, data_dir)
+    run = RunDir(out_dir, config.run_config(), key_field="id")
+    done = run.done_keys()
+    todo = [q for q in questions if q.id not in done]
+    if on_start:
+        on_start(len(todo), len(questions) - len(todo))
+    start, new_tokens = time.perf_counter(), 0
+    requests = [TraceRequest(q.task, q.input) for q in todo]
+    for i, trace in iter_decode_traces(generator, requests, config.decode):
+        record = make_record(todo[i], trace, config)
+        run.append(record)
+        new_tokens += trace.n_tokens
+        if on_record:
+            on_record(record)
+    seconds = time.perf_counter() - start
+    wanted = {q.id for q in questions}
+    results = summarise([r for r in run.records() if r["id"] in wanted])
+    results.update({"model": config.model, "seed": config.seed, "run_dir": str(run.path),
+                    "new_traces": len(todo), "skipped_done": len(questions) - len(todo),
+                    "dropped_partial_lines": run.dropped_partial_lines, "seconds": round(seconds, 2),
+                    "new_tokens": new_tokens, "tokens_per_s": round(new_tokens / seconds, 2) if todo and seconds else None})
+    run.write_results(results)
+    return results
