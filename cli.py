@@ -628,6 +628,81 @@ def report_cli(run_dirs: List[Path] = typer.Argument(..., help="Run directories 
         typer.echo(text)
 
 
+# ---------------------------------------------------------------- bbm generate (step-wise trace generation)
+def render_generate(r: dict) -> str:
+    rows = [[task, v["traces"], v["correct"], v["wrong"], v["invalid"], v["accuracy"], v["mean_steps"],
+             ", ".join(f"{k}={n}" for k, n in sorted(v["stop_reasons"].items())), v["tokens"]]
+            for task, v in [*r["tasks"].items(), ("total", r["overall"])]]
+    head = (f"{r['run_dir']}: {r['new_traces']} new trace(s), {r['skipped_done']} already done; model {r['model']}, "
+            f"seed {r['seed']}; {r['new_tokens']} tokens in {r['seconds']} s ({r['tokens_per_s']} tokens/s)\n")
+    return head + table(rows, ["task", "traces", "correct", "wrong", "invalid", "acc %", "mean steps", "stop reasons", "tokens"])
+
+
+@app.command("generate")
+def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="BIG-Bench Mistake task whose questions to answer "
+                                                    "(with --questions: only that task's questions)."),
+                 questions: Optional[Path] = typer.Option(None, "--questions", help="JSONL file of questions: task, input, target (id optional)."),
+                 out: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume)."),
+                 limit: Optional[int] = typer.Option(None, "--limit", help="First N questions."),
+                 model: Optional[str] = typer.Option(None, "--model", help="Model folder, hub id or .gguf file "
+                                                     "(default: the embedded Gemma 3 270M)."),
+                 gguf_file: Optional[str] = typer.Option(None, "--gguf-file", help="GGUF file inside --model (folder or hub repo)."),
+                 dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 where the CPU/GPU has it natively) | float32 | bfloat16 | float16"),
+                 device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+                 cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="BBM_CACHE_DIR",
+                                                          help="Where the embedded model is converted (default ~/.cache/bbm)."),
+                 max_steps: int = typer.Option(16, "--max-steps", help="Cap on the steps of a trace."),
+                 max_tokens: int = typer.Option(160, "--max-tokens", help="Cap on the tokens of a step."),
+                 batch_size: int = typer.Option(8, "--batch-size", help="Traces decoded together."),
+                 seed: int = typer.Option(0, "--seed", help="torch seed (greedy decoding uses none; stored with the run)."),
+                 threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
+                                                       "use 1 on a busy shared machine)."),
+                 data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+    """Write chains of thought one "Thought N:" step at a time (greedy, newline stop), scored by exact match."""
+    def run() -> dict:
+        import torch
+        from tqdm import tqdm
+
+        from backtrack.decoding import DecodeConfig
+        from backtrack.generate import GenerateConfig, generate, select_questions
+        from backtrack.hf_backend import ModelConfig, load_generator
+
+        if threads:
+            torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        decode = DecodeConfig(max_steps=max_steps, max_tokens=max_tokens, batch_size=batch_size)
+        probe = GenerateConfig(model="?", task=task, questions=str(questions) if questions else None, limit=limit,
+                               seed=seed, decode=decode)
+        select_questions(probe, data_dir)  # fails fast on a bad question file, before loading a model
+        cache = str(cache_dir) if cache_dir else str(Path.home() / ".cache" / "bbm")
+        typer.echo(f"loading {model or 'the embedded model'} ...", err=True)
+        gen = load_generator(ModelConfig(model=model, gguf_file=gguf_file, dtype=dtype, device=device, cache_dir=cache))
+        config = GenerateConfig(model=gen.name, task=task, questions=probe.questions, limit=limit, seed=seed, decode=decode)
+        bars: list = []
+        counts = {"tokens": 0}
+
+        def on_start(todo: int, done: int) -> None:
+            if done:
+                typer.echo(f"resuming: {done} trace(s) already in {out}", err=True)
+            bars.append(tqdm(total=todo, desc="traces", unit="trace", file=sys.stderr))
+
+        def on_record(record: dict) -> None:
+            bar = bars[0]
+            counts["tokens"] += record["generation"]["tokens"]
+            bar.set_postfix_str(f"{counts['tokens'] / max(bar.format_dict['elapsed'], 1e-9):.1f} tokens/s", refresh=False)
+            bar.update(1)
+
+        try:
+            return generate(config, gen, out, data_dir, on_record, on_start)
+        except KeyboardInterrupt:
+            fail(f"\ninterrupted: every finished trace is in {out / 'samples.jsonl'}; rerun the same command to resume", 130)
+        finally:
+            for bar in bars:
+                bar.close()
+
+    emit(guarded(run), as_json, render_generate)
+
+
 def main() -> None:
     app()
 
