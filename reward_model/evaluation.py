@@ -13,7 +13,7 @@ from bigbench_mistake.metrics import PAPER_TABLE4_GPT4_OVERALL, PAPER_TABLE7_HEL
 from bigbench_mistake.records import Trace
 
 from .classifier import TraceFeatures, TrainConfig, checks_predictions, extract, group_folds, train
-from .features import ALL_GROUPS
+from .features import ALL_GROUPS, pooled
 from .locator import first_mistake
 
 PROTOCOLS = ("cv", "leave-one-task-out")
@@ -27,7 +27,7 @@ REFERENCE = {
 def only_groups(feats: Sequence[TraceFeatures], groups: Sequence[str]) -> list[TraceFeatures]:
     """The same features restricted to some groups (so one extraction serves every ablation)."""
     keep = set(groups)
-    return [TraceFeatures(f.texts, [{k: v for k, v in d.items() if k.split(".", 1)[0] in keep} for d in f.numeric])
+    return [TraceFeatures(f.texts, [pooled({k: v for k, v in d.items() if k.split(".", 1)[0] in keep}) for d in f.numeric])
             for f in feats]
 
 

@@ -230,3 +230,16 @@ def test_generic_state_and_comparison_checks():
     assert f["check_changed_not_named"] == 1.0 and f["check_not_conserved"] == 0.0
     ok = StepContext("x", "q", swap.previous, "Alice and Bob swap: Alice: blue, Bob: red, Claire: green.")
     assert state.features(ok)["check_changed_not_named"] == 0.0
+
+
+@pytest.mark.slow
+def test_default_trained_model_is_cached(tmp_path, traces):
+    from reward_model.trained import default_trained_model
+
+    first = default_trained_model(tmp_path)
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and (folders[0] / "weights.safetensors").is_file()
+    second = default_trained_model(tmp_path)  # loads, does not train again
+    assert list(tmp_path.iterdir()) == folders
+    some = traces[::50]
+    assert first.scores(some) == second.scores(some)

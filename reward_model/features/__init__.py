@@ -51,7 +51,7 @@ FEATURE_SETS = {"all": ALL_GROUPS, "generic": GENERIC_GROUPS}
 
 
 def numeric_features(ctx: StepContext, groups: Sequence[str]) -> dict[str, float]:
-    """Every numeric feature of the named groups, names prefixed by their group."""
+    """Every numeric feature of the named groups, names prefixed by their group, plus the pooled checks."""
     table = _groups()
     out: dict[str, float] = {}
     for g in groups:
@@ -59,6 +59,17 @@ def numeric_features(ctx: StepContext, groups: Sequence[str]) -> dict[str, float
             raise ValueError(f"unknown feature group {g!r}; known: {', '.join(table)}")
         for name, value in table[g](ctx).items():
             out[f"{g}.{name}"] = float(value)
+    return pooled(out)
+
+
+def pooled(feats: dict[str, float]) -> dict[str, float]:
+    """Add `pooled.any_check` / `pooled.n_checks` over the groups present. A check that only ever fires
+    on one task cannot get a weight when that task is held out; the pooled flag carries what the other
+    checks taught ("a check fired here") to it."""
+    fired = [v > 0 for k, v in feats.items() if not k.startswith("pooled.") and k.split(".", 1)[1].startswith("check_")]
+    out = {k: v for k, v in feats.items() if not k.startswith("pooled.")}
+    out["pooled.any_check"] = float(any(fired))
+    out["pooled.n_checks"] = float(min(sum(fired), 3))
     return out
 
 
