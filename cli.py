@@ -162,6 +162,38 @@ def data_export_cli(out: Path = typer.Option(..., "--out", help="Output file (tr
     typer.echo(guarded(run))
 
 
+# ---------------------------------------------------------------- server backend (OpenAI-compatible) options
+BackendOpt = typer.Option("hf", "--backend", help="hf: a local transformers model (--model: folder, hub id or .gguf); "
+                          "openai: an OpenAI-compatible completions server (vLLM, llama.cpp, hosted) at --base-url "
+                          "serving --model.")
+BaseUrlOpt = typer.Option(None, "--base-url", envvar="BBM_BASE_URL",
+                          help="--backend openai: the server's API root, e.g. http://127.0.0.1:8000/v1 "
+                               "(key for hosted endpoints: OPENAI_API_KEY).")
+ConcurrencyOpt = typer.Option(4, "--concurrency", help="--backend openai: requests in flight at once.")
+LogprobsModeOpt = typer.Option("raw", "--logprobs-mode", help="--backend openai: raw (server returns temperature-1 "
+                               "log-probs; the default of vLLM and llama.cpp) | processed (vLLM started with "
+                               "--logprobs-mode processed_logprobs) | none (ask for none: no log-prob selection).")
+TimeoutOpt = typer.Option(120.0, "--request-timeout", help="--backend openai: seconds per request before a retry.")
+RetriesOpt = typer.Option(5, "--retries", help="--backend openai: retries on 429/5xx/connection errors, with backoff.")
+
+
+def server_generator(base_url: Optional[str], model: Optional[str], concurrency: int = 4, logprobs_mode: str = "raw",
+                     timeout_s: float = 120.0, retries: int = 5):
+    """The OpenAI-compatible server backend from CLI options (the API key comes from OPENAI_API_KEY)."""
+    import os
+
+    from backtrack.openai_backend import OpenAIConfig, OpenAIGenerator
+
+    if not base_url or not model:
+        raise ValueError("--backend openai needs --base-url URL and --model NAME (the name the server serves)")
+    config = OpenAIConfig(base_url=base_url, model=model, api_key=os.environ.get("OPENAI_API_KEY"),
+                          concurrency=concurrency, timeout_s=timeout_s, max_retries=retries,
+                          logprobs_mode=logprobs_mode, require_logprobs=logprobs_mode != "none")
+    gen = OpenAIGenerator(config)
+    gen.check_model()  # a wrong name fails here, before any run directory is written
+    return gen
+
+
 # ---------------------------------------------------------------- bbm merge (sharded runs)
 def render_merge(r: dict) -> str:
     return (f"merged {r['shards']} shards ({r['records']} records, {r['n_items']} items) into {r['out']}\n"
@@ -657,6 +689,8 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
                  seed: int = typer.Option(0, "--seed", help="torch seed (greedy decoding uses none; stored with the run)."),
                  threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
                                                        "use 1 on a busy shared machine)."),
+                 backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
                  data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Write chains of thought one "Thought N:" step at a time (greedy, newline stop), scored by exact match."""
     def run() -> dict:
@@ -676,7 +710,12 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
         select_questions(probe, data_dir)  # fails fast on a bad question file, before loading a model
         cache = str(cache_dir) if cache_dir else str(Path.home() / ".cache" / "bbm")
         typer.echo(f"loading {model or 'the embedded model'} ...", err=True)
-        gen = load_generator(ModelConfig(model=model, gguf_file=gguf_file, dtype=dtype, device=device, cache_dir=cache))
+        if backend == "openai":
+            gen = server_generator(base_url, model, concurrency, logprobs_mode, request_timeout, retries)
+        elif backend == "hf":
+            gen = load_generator(ModelConfig(model=model, gguf_file=gguf_file, dtype=dtype, device=device, cache_dir=cache))
+        else:
+            raise ValueError(f"--backend must be hf or openai, got {backend!r}")
         config = GenerateConfig(model=gen.name, task=task, questions=probe.questions, limit=limit, seed=seed, decode=decode)
         bars: list = []
         counts = {"tokens": 0}
