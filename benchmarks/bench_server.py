@@ -1,9 +1,9 @@
 """Traces per minute through the OpenAI-compatible server backend, 1 vs 4 concurrent requests.
 
-Decodes the same greedy chain-of-thought traces (few-shot prompt + question, step by step until the
-answer step, EOS or --max-steps) twice: with concurrency 1 and with concurrency 4, and prints
-traces/minute for each and their ratio. Every active trace's next step is one request, so with
-concurrency c up to c requests are in flight at once.
+Decodes the same greedy chain-of-thought traces with backtrack/decoding.decode_traces (step by step
+until the answer step, EOS or --max-steps; all traces in one batch) twice: with concurrency 1 and
+with concurrency 4, and prints traces/minute for each and their ratio. Every active trace's next
+step is one request, so with concurrency c up to c requests are in flight at once.
 
 Against a server you run:   python benchmarks/bench_server.py --base-url http://127.0.0.1:8000/v1 --model NAME
 Self-contained (starts llama-cpp-python's server on the embedded Gemma 3 270M GGUF, needs
@@ -24,25 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from backtrack.llama_cpp_server import LlamaCppServer, embedded_gguf  # noqa: E402
 from backtrack.openai_backend import OpenAIConfig, OpenAIGenerator  # noqa: E402
 from bigbench_mistake.dataset import load_all  # noqa: E402
-from bigbench_mistake.tasks import get_task  # noqa: E402
+from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces  # noqa: E402
 
-
-def decode_traces(generator: OpenAIGenerator, questions: list[tuple[str, str]], max_steps: int,
-                  max_tokens: int) -> list[list[str]]:
-    """Greedy step-wise decoding of every question at once: one request per active trace per round."""
-    steps: list[list[str]] = [[] for _ in questions]
-    active = list(range(len(questions)))
-    for _ in range(max_steps):
-        if not active:
-            break
-        prompts = [get_task(questions[i][0]).prompt(questions[i][1], steps[i]) for i in active]
-        still = []
-        for i, step in zip(active, generator.greedy_steps(prompts, max_tokens)):
-            steps[i].append(step.text)
-            if step.stop_reason == "newline" and "answer is" not in step.text:
-                still.append(i)
-        active = still
-    return steps
+# One exemplar instead of the paper's few-shot prompt (--few-shot paper): llama-cpp-python sorts the
+# whole 262k-token Gemma vocabulary in Python for every token it returns a log-prob for, and the
+# full prompts cost minutes per step on 2 CPU cores.
+SHORT_FEW_SHOT = "Q: 3 + 4 =\nThought 1: 3 + 4 = 7.\nThought 2: So the answer is 7."
 
 
 def main() -> None:
@@ -56,11 +43,16 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--server-threads", type=int, default=2)
+    ap.add_argument("--few-shot", choices=["short", "paper"], default="short")
+    ap.add_argument("--no-logprobs", action="store_true", help="ask the server for no log-probs")
     ap.add_argument("--json-out")
     args = ap.parse_args()
 
     traces = load_all(None, [args.task])[: args.traces]
-    questions = [(t.task, t.input) for t in traces]
+    requests = [TraceRequest(t.task, t.input) for t in traces]
+    decode = DecodeConfig(max_steps=args.max_steps, max_tokens=args.max_tokens, batch_size=len(requests),
+                          few_shot=SHORT_FEW_SHOT if args.few_shot == "short" else None)
+    logprobs = {"logprobs_mode": "none", "require_logprobs": False} if args.no_logprobs else {}
     server = None
     if args.start_llama_cpp:
         server = LlamaCppServer(embedded_gguf(), alias=args.model, n_threads=args.server_threads).start()
@@ -69,21 +61,24 @@ def main() -> None:
         base_url = args.base_url
     else:
         ap.error("give --base-url or --start-llama-cpp")
-    out: dict = {"base_url": base_url, "model": args.model, "task": args.task, "traces": len(questions),
-                 "max_steps": args.max_steps, "max_tokens": args.max_tokens, "runs": []}
+    out: dict = {"base_url": base_url, "model": args.model, "task": args.task, "traces": len(requests),
+                 "max_steps": args.max_steps, "max_tokens": args.max_tokens, "few_shot": args.few_shot,
+                 "logprobs": not args.no_logprobs, "runs": []}
     try:
         reference = None
         for c in args.concurrency:
-            with OpenAIGenerator(OpenAIConfig(base_url=base_url, model=args.model, concurrency=c)) as g:
-                decode_traces(g, questions[:1], 1, 4)  # warm-up: load, first prompt evaluation
+            with OpenAIGenerator(OpenAIConfig(base_url=base_url, model=args.model, concurrency=c, **logprobs)) as g:
+                g.check_model()
                 start = time.perf_counter()
-                result = decode_traces(g, questions, args.max_steps, args.max_tokens)
+                decoded = decode_traces(g, requests, decode)
                 seconds = time.perf_counter() - start
                 n_requests = g.stats["requests"]
+            result = [(d.steps, d.stop_reason) for d in decoded]
             same = reference is None or result == reference
             reference = reference or result
             run = {"concurrency": c, "seconds": round(seconds, 2), "requests": n_requests,
-                   "traces_per_minute": round(60 * len(questions) / seconds, 2), "same_traces_as_first": same}
+                   "steps": sum(len(d.new_steps) for d in decoded), "tokens": sum(d.n_tokens for d in decoded),
+                   "traces_per_minute": round(60 * len(requests) / seconds, 2), "same_traces_as_first": same}
             out["runs"].append(run)
             print(json.dumps(run), flush=True)
     finally:
