@@ -108,6 +108,11 @@ class StepClassifier:
 
     # ---------------------------------------------------------------- scoring
     def _vectorizer(self):
+        if getattr(self, "_vec", None) is None:
+            self._vec = self._build_vectorizer()
+        return self._vec
+
+    def _build_vectorizer(self):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         vec = TfidfVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN, ngram_range=(1, self.config.ngram_max),
@@ -180,9 +185,12 @@ class StepClassifier:
         raw["drop_groups"] = tuple(raw.get("drop_groups", ()))
         w = load_file(str(d / "weights.safetensors"))
         vocab = json.loads((d / "vocabulary.json").read_text(encoding="utf-8"))
-        return cls(config=TrainConfig(**raw), vocabulary=vocab, idf=w["idf"], numeric_names=meta["numeric_names"],
-                   mean=w["mean"], scale=w["scale"], tasks=meta["tasks"], coef=w["coef"],
-                   intercept=float(meta["intercept"]), threshold=float(meta["threshold"]), info=meta.get("info", {}))
+        model = cls(config=TrainConfig(**raw), vocabulary=vocab, idf=w["idf"], numeric_names=meta["numeric_names"],
+                    mean=w["mean"], scale=w["scale"], tasks=meta["tasks"], coef=w["coef"],
+                    intercept=float(meta["intercept"]), threshold=float(meta["threshold"]), info=meta.get("info", {}))
+        if model.vocabulary:
+            model._vectorizer()  # build it (and import scikit-learn) at load time, not on the first batch
+        return model
 
 
 # -------------------------------------------------------------------- training

@@ -8,6 +8,7 @@ does, and it is left out by the `generic` feature set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 from bigbench_mistake.records import Trace
@@ -58,23 +59,33 @@ def numeric_features(ctx: StepContext, groups: Sequence[str]) -> dict[str, float
         if g not in table:
             raise ValueError(f"unknown feature group {g!r}; known: {', '.join(table)}")
         for name, value in table[g](ctx).items():
-            out[f"{g}.{name}"] = float(value)
+            out[_key(g, name)] = float(value)
     return pooled(out)
+
+
+@lru_cache(maxsize=4096)
+def _key(group: str, name: str) -> str:
+    return f"{group}.{name}"
 
 
 def pooled(feats: dict[str, float]) -> dict[str, float]:
     """Add `pooled.any_check` / `pooled.n_checks` over the groups present. A check that only ever fires
     on one task cannot get a weight when that task is held out; the pooled flag carries what the other
     checks taught ("a check fired here") to it."""
-    fired = [v > 0 for k, v in feats.items() if not k.startswith("pooled.") and k.split(".", 1)[1].startswith("check_")]
     out = {k: v for k, v in feats.items() if not k.startswith("pooled.")}
+    fired = [v > 0 for k, v in out.items() if _is_check(k)]
     out["pooled.any_check"] = float(any(fired))
     out["pooled.n_checks"] = float(min(sum(fired), 3))
     return out
 
 
+@lru_cache(maxsize=4096)
+def _is_check(name: str) -> bool:
+    return name.split(".", 1)[1].startswith("check_")
+
+
 def checks_fired(feats: dict[str, float]) -> bool:
-    return any(v > 0 for k, v in feats.items() if k.split(".", 1)[1].startswith("check_"))
+    return any(v > 0 for k, v in feats.items() if _is_check(k))
 
 
 def step_text(ctx: StepContext) -> str:

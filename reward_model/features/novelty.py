@@ -17,14 +17,19 @@ def _vocab(text: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(_WORD.findall(low)), frozenset(_NUMBER.findall(low))
 
 
+@lru_cache(maxsize=65536)
+def _seen(texts: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """Words and numbers of the question and the earlier steps, built one step at a time."""
+    if len(texts) == 1:
+        return _vocab(texts[0])
+    w0, n0 = _seen(texts[:-1])
+    w1, n1 = _vocab(texts[-1])
+    return w0 | w1, n0 | n1
+
+
 def features(ctx: StepContext) -> dict[str, float]:
     context = (ctx.question + "\n" + "\n".join(ctx.previous)).lower()
-    seen_words: set[str] = set()
-    seen_numbers: set[str] = set()
-    for text in (ctx.question, *ctx.previous):
-        w, n = _vocab(text)
-        seen_words |= w
-        seen_numbers |= n
+    seen_words, seen_numbers = _seen((ctx.question, *ctx.previous))
     words, numbers = _vocab(ctx.step)
     new_words = words - seen_words
     new_numbers = numbers - seen_numbers

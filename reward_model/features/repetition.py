@@ -34,7 +34,8 @@ def _claims(text: str) -> dict[str, str]:
 
 def features(ctx: StepContext) -> dict[str, float]:
     tokens = _tokens(ctx.step)
-    sims = [_jaccard(tokens, _tokens(p)) for p in ctx.previous]
+    # Similarity to the last few steps is what a loop shows; comparing with all of them costs n^2.
+    sims = [_jaccard(tokens, _tokens(p)) for p in ctx.previous[-8:]]
     exact = any(ctx.step.strip() == p.strip() for p in ctx.previous)
     # Repeating the previous step's new content exactly after one step in between is the typical loop.
     repeat_two_back = len(ctx.previous) >= 2 and _jaccard(tokens, _tokens(ctx.previous[-2])) > 0.95

@@ -36,18 +36,27 @@ def _symbols(value: str) -> list[str] | None:
     return toks if toks and all(re.fullmatch(r"[^\w\s]", t) for t in toks) else None
 
 
+@lru_cache(maxsize=65536)
 def _lead_symbol(text: str) -> str | None:
     head = text.strip().split(" ", 1)[0] if text.strip() else ""
     return head if re.fullmatch(r"[^\w\s\"']", head) else None
 
 
+@lru_cache(maxsize=4096)
+def _question_symbols(question: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    symbols = tuple(t for t in question.split() if re.fullmatch(r"[^\w\s\"']", t))
+    return symbols, frozenset(symbols)
+
+
 def _walk(ctx: StepContext) -> tuple[float, float]:
     """(is a walk step, opens with the wrong symbol of the question)."""
     lead = _lead_symbol(ctx.step)
-    symbols = [t for t in ctx.question.split() if re.fullmatch(r"[^\w\s\"']", t)]
-    if lead is None or lead not in symbols:
+    if lead is None:
         return 0.0, 0.0
-    k = sum(1 for p in ctx.previous if (s := _lead_symbol(p)) is not None and s in symbols)
+    symbols, known = _question_symbols(ctx.question)
+    if lead not in known:
+        return 0.0, 0.0
+    k = sum(1 for p in ctx.previous if _lead_symbol(p) in known)
     return 1.0, float(k >= len(symbols) or symbols[k] != lead)
 
 
