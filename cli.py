@@ -234,11 +234,21 @@ def render_rm_train(r: dict) -> str:
 def rm_train_cli(out: Path = typer.Option(..., "--out", help="Folder for the model (config.json + weights.safetensors)."),
                  features: str = RmFeatures, seed: int = typer.Option(0, help="Seed of the inner folds."),
                  drop: Optional[List[str]] = typer.Option(None, "--drop", help="Leave out a feature group (repeatable)."),
+                 family: str = typer.Option("logreg", "--family", help="logreg (fast CPU model) | transformer (fine-tuned; for a GPU)."),
+                 base: str = typer.Option("minilm", "--base", help="transformer: base model folder or hub id; 'minilm' = the packaged MiniLM."),
+                 epochs: int = typer.Option(1, help="transformer: training epochs."),
+                 device: str = typer.Option("cpu", help="transformer: torch device (cpu, cuda)."),
                  tasks: Optional[List[str]] = TasksOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
-    """Train the CPU step classifier on the dataset; the threshold is chosen on inner out-of-fold scores."""
-    from reward_model.commands import train_to_dir
+    """Train a step classifier on the dataset; the threshold is chosen on training folds only."""
+    from reward_model.commands import train_to_dir, train_transformer_to_dir
 
-    emit(guarded(lambda: train_to_dir(out, _rm_config(features, seed, drop), data_dir, tasks)), as_json, render_rm_train)
+    if family == "transformer":
+        emit(guarded(lambda: train_transformer_to_dir(out, base, epochs, device, seed, data_dir=data_dir, tasks=tasks)),
+             as_json, render_rm_train)
+    elif family == "logreg":
+        emit(guarded(lambda: train_to_dir(out, _rm_config(features, seed, drop), data_dir, tasks)), as_json, render_rm_train)
+    else:
+        fail(f"unknown --family {family!r}; use logreg or transformer")
 
 
 def render_rm_eval(r: dict) -> str:
@@ -353,14 +363,18 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                 max_steps: int = typer.Option(20, "--max-steps", help="Cap on the Thoughts of one trace."),
                 max_step_tokens: int = typer.Option(128, "--max-step-tokens", help="Cap on the tokens of one step."),
                 seed: int = typer.Option(0, "--seed", help="Sampling seed (stored in config.json)."),
+                summary_only: bool = typer.Option(False, "--summary-only",
+                                                  help="Run nothing: print the table of what --out holds so far (other options ignored)."),
                 model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
                 threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
-    from backtrack.compare import run_compare
+    from backtrack.compare import run_compare, summarise_run_dir
     from backtrack.strategies import StrategyConfig, items_from_traces, read_questions
     from bigbench_mistake.dataset import load_all
 
     def run() -> dict:
+        if summary_only:
+            return summarise_run_dir(out)
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         config = StrategyConfig(max_steps=max_steps, max_step_tokens=max_step_tokens, seed=seed, sc_samples=k,
                                 sc_temperature=temperature, located_weight=located_weight)

@@ -24,6 +24,23 @@ def train_to_dir(out: str | Path, config: TrainConfig, data_dir: str | Path | No
             "numeric_features": len(model.numeric_names), "seed": config.seed, "train_seconds": seconds}
 
 
+def train_transformer_to_dir(out: str | Path, base: str, epochs: int = 1, device: str = "cpu", seed: int = 0,
+                             max_length: int = 256, batch_size: int = 16, data_dir: str | Path | None = None,
+                             tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    """Fine-tune a transformer step classifier (meant for a GPU) and save it; `base` may be 'minilm'."""
+    from bigbench_mistake.dataset import load_all
+
+    from .transformer import TransformerTrainConfig, train_transformer
+
+    cfg = TransformerTrainConfig(model=base, epochs=epochs, device=device, seed=seed, max_length=max_length,
+                                 batch_size=batch_size)
+    traces = load_all(data_dir, tasks)
+    clf = train_transformer(traces, cfg)
+    clf.save(out)
+    return {"model_dir": str(out), "family": "transformer", "base": base, "threshold": clf.threshold,
+            "feature_set": "transformer (question + previous steps + step)", **clf.info}
+
+
 def eval_report(protocol: str, config: TrainConfig, folds: int = 5, data_dir: str | Path | None = None,
                 tasks: Sequence[str] | None = None, ablation: bool = False) -> dict[str, Any]:
     from bigbench_mistake.dataset import load_all

