@@ -113,7 +113,8 @@ class OpenAIGenerator:
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="bbm-openai")
         self._lock = threading.Lock()
         self._served: list[str] | None = None  # model names from GET /models, once checked
-        self.stats = {"requests": 0, "retries": 0, "stop_token_refetched": 0, "eos_without_logprob": 0}
+        self.stats = {"requests": 0, "retries": 0, "stop_token_refetched": 0, "eos_without_logprob": 0,
+                      "stop_reason_probed": 0}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -169,7 +170,9 @@ class OpenAIGenerator:
         want_logprobs = self.config.logprobs_mode != "none"
         if want_logprobs:
             body["logprobs"] = 1
-        choice = self._choice(self._post(body))
+        response = self._post(body)
+        response_usage = response.get("usage") or {}
+        choice = self._choice(response)
         raw_text = choice.get("text") or ""
         finish = choice.get("finish_reason")
         lp = choice.get("logprobs") if want_logprobs else None
@@ -180,10 +183,8 @@ class OpenAIGenerator:
                     "(llama.cpp: start the server with --logits_all true); pass --no-logprobs to generate "
                     "without them (backtracking's log-prob selection then refuses to run)")
             lp = None
-        if lp is None:  # no log-probs: text and stop reason only
-            reason = STOP_MAX_TOKENS if finish == "length" else (
-                STOP_NEWLINE if choice.get("stop_reason") == "\n" else STOP_EOS)
-            return Step(raw_text.strip(), math.nan, 0, reason)
+        if lp is None:  # no log-probs: text, token count (usage) and stop reason only
+            return self._step_without_logprobs(body, choice, response_usage)
         tokens: list[str] = lp["tokens"]
         token_lps: list[float | None] = lp["token_logprobs"]
         newline_at = next((i for i, t in enumerate(tokens) if "\n" in t), None)
@@ -198,6 +199,25 @@ class OpenAIGenerator:
         # Stopped, but the stop token is not listed: a newline whose token the server left out
         # (vLLM says so in stop_reason; llama.cpp's llama-server drops it silently) or an EOS.
         return self._probe_stop(body, raw_text, tokens, token_lps)
+
+    def _step_without_logprobs(self, body: dict[str, Any], choice: dict[str, Any], usage: dict[str, Any]) -> Step:
+        """Step.logprob is nan (unknown), n_tokens comes from `usage`. Newline vs EOS: vLLM says it in
+        stop_reason; llama.cpp does not, so we ask for the greedy next token after the step's text:
+        EOS there means the step ended at EOS, anything else that it ended at the newline. Exact for
+        greedy steps; a sampled step that ended on a sampled EOS where greedy would go on is read as
+        a newline stop (rare; counted in stats["stop_reason_probed"])."""
+        raw_text, finish = choice.get("text") or "", choice.get("finish_reason")
+        n = int(usage.get("completion_tokens") or 0)
+        if finish == "length":
+            return Step(raw_text.strip(), math.nan, n, STOP_MAX_TOKENS)
+        if "stop_reason" in choice:
+            return Step(raw_text.strip(), math.nan, n, STOP_NEWLINE if choice["stop_reason"] == "\n" else STOP_EOS)
+        probe = {"model": body["model"], "prompt": body["prompt"] + raw_text, "max_tokens": 1, "temperature": 0.0}
+        after = self._choice(self._post(probe))
+        with self._lock:
+            self.stats["stop_reason_probed"] += 1
+        at_eos = not (after.get("text") or "") and after.get("finish_reason") == "stop"
+        return Step(raw_text.strip(), math.nan, n, STOP_EOS if at_eos else STOP_NEWLINE)
 
     def _probe_stop(self, body: dict[str, Any], raw_text: str, tokens: list[str],
                     token_lps: list[float | None]) -> Step:

@@ -69,6 +69,9 @@ def main() -> None:
         for c in args.concurrency:
             with OpenAIGenerator(OpenAIConfig(base_url=base_url, model=args.model, concurrency=c, **logprobs)) as g:
                 g.check_model()
+                # warm-up, untimed: the server's first prompt evaluation and page-ins
+                decode_traces(g, requests[:1], DecodeConfig(max_steps=1, max_tokens=2, few_shot=decode.few_shot))
+                g.stats["requests"] = 0
                 start = time.perf_counter()
                 decoded = decode_traces(g, requests, decode)
                 seconds = time.perf_counter() - start

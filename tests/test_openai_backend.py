@@ -206,15 +206,19 @@ def test_4xx_is_not_retried_and_names_the_problem(status, message, error):
     assert len(s.requests) == 1
 
 
-def test_missing_logprobs_refused_unless_allowed():
-    answer = (200, {"choices": [{"text": " hi", "finish_reason": "stop", "logprobs": None}]})
-    with Scripted([answer, answer]) as s:
+@pytest.mark.parametrize("probe_text,reason", [("\n", STOP_NEWLINE), ("", STOP_EOS)])
+def test_missing_logprobs_refused_unless_allowed(probe_text, reason):
+    answer = (200, {"choices": [{"text": " hi", "finish_reason": "stop", "logprobs": None}],
+                    "usage": {"completion_tokens": 2}})
+    probe = (200, {"choices": [{"text": probe_text, "finish_reason": "length" if probe_text else "stop", "logprobs": None}]})
+    with Scripted([answer, answer, probe]) as s:
         with gen(s.base_url) as g:
             with pytest.raises(LogprobsUnavailable, match="no log-probs"):
                 g.greedy_steps(["p"], max_tokens=4)
         with gen(s.base_url, require_logprobs=False) as g:
             (step,) = g.greedy_steps(["p"], max_tokens=4)
-    assert step.text == "hi" and math.isnan(step.logprob)
+    assert step.text == "hi" and math.isnan(step.logprob) and step.n_tokens == 2 and step.stop_reason == reason
+    assert s.requests[-1] == {"model": "m", "prompt": "p hi", "max_tokens": 1, "temperature": 0.0}
 
 
 def test_raw_logprobs_refuse_other_temperatures():
