@@ -1,8 +1,9 @@
 """`bbm compare`: the same questions through several strategies, one run directory, one table per task.
 
 Records (samples.jsonl) are keyed "<strategy>::<item id>" and written one by one; the loop goes
-question by question (every strategy on a question before the next question), so an interrupted
-run compares the strategies on the same questions so far, and rerunning resumes it.
+question by question (every strategy on a question before the next question), taking the tasks in
+turn, so an interrupted run compares the strategies on the same questions of every task so far,
+and rerunning resumes it.
 """
 from __future__ import annotations
 
@@ -14,16 +15,26 @@ from typing import Any, Callable, Iterable, Sequence
 from reward_model.locator import Locator
 
 from .generator import Generator
-from .rundir import RunDir
+from .rundir import CONFIG, RESULTS, SAMPLES, RunDir
 from .strategies import NEEDS_LOCATOR, CountingGenerator, Item, StrategyConfig, get_strategy
 
 PLOT = "accuracy_vs_tokens.png"
 
 
 def questions_digest(items: Sequence[Item]) -> str:
-    """Identifies the question set in config.json (a different set is a different run)."""
-    blob = json.dumps([[i.task, i.id, i.input, i.target] for i in items], ensure_ascii=False)
+    """Identifies the question set in config.json (a different set is a different run; order aside)."""
+    blob = json.dumps(sorted([i.task, i.id, i.input, i.target] for i in items), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def round_robin(items: Sequence[Item]) -> list[Item]:
+    """First question of every task, then the second of every task, ...: a run stopped early still
+    covers every task."""
+    by_task: dict[str, list[Item]] = {}
+    for i in items:
+        by_task.setdefault(i.task, []).append(i)
+    rounds = max((len(v) for v in by_task.values()), default=0)
+    return [v[r] for r in range(rounds) for v in by_task.values() if r < len(v)]
 
 
 def compare_config(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator_name: str,
@@ -50,7 +61,7 @@ def run_compare(items: Sequence[Item], strategies: Sequence[str], config: Strate
     done = run.done_keys()
     counter = CountingGenerator(generator)
     locator = make_locator(counter) if needs and make_locator else None
-    for n, item in enumerate(items, start=1):
+    for n, item in enumerate(round_robin(items), start=1):
         for name in strategies:
             key = f"{name}::{item.id}"
             if key in done:
@@ -60,11 +71,40 @@ def run_compare(items: Sequence[Item], strategies: Sequence[str], config: Strate
             if progress:
                 progress(f"[{n}/{len(items)}] {name} {item.id}: {'correct' if result.correct else result.invalid_reason or 'wrong'}"
                          f" ({result.tokens} tokens, {result.calls} calls, {result.seconds:.1f}s)")
-    summary = summarise_compare(run.records(), strategies)
-    summary.update(run_dir=str(run.path), dropped_partial_lines=run.dropped_partial_lines,
-                   config=run.config, plot=plot_compare(summary, run.path / PLOT))
-    run.write_results(summary)
+    return _write_summary(run)
+
+
+def _write_summary(run: RunDir) -> dict[str, Any]:
+    return _summary_files(run.path, run.config, list(run.records()), run.dropped_partial_lines)
+
+
+def _summary_files(path: Path, config: dict[str, Any], records: list[dict[str, Any]], dropped: int) -> dict[str, Any]:
+    summary = summarise_compare(records, config["strategies"])
+    summary.update(run_dir=str(path), dropped_partial_lines=dropped, config=config,
+                   plot=plot_compare(summary, path / PLOT))
+    tmp = path / (RESULTS + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path / RESULTS)
     return summary
+
+
+def summarise_run_dir(out: str | Path) -> dict[str, Any]:
+    """The table of what a compare run directory holds so far, without running anything. Safe on a
+    run still going: samples.jsonl is only read (a last line still being written is left out)."""
+    path = Path(out)
+    if not (path / CONFIG).is_file():
+        raise FileNotFoundError(f"{path / CONFIG}: no such file (not a bbm compare run directory)")
+    config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    if config.get("command") != "compare":
+        raise ValueError(f"{out} is not a bbm compare run directory")
+    records, partial = [], 0
+    if (path / SAMPLES).exists():
+        for line in (path / SAMPLES).read_text(encoding="utf-8").splitlines(keepends=True):
+            if line.endswith("\n") and line.strip():
+                records.append(json.loads(line))
+            elif line.strip():
+                partial += 1
+    return _summary_files(path, config, records, partial)
 
 
 def _block(rs: list[dict[str, Any]]) -> dict[str, Any]:

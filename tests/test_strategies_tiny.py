@@ -153,6 +153,9 @@ def test_compare_run_dir_resumes(gen, tmp_path):
     again = run_compare(ITEMS, strategies, cfg, counter, tmp_path / "run")
     assert counter.calls == 0 and again["all"] == out["all"]  # resumed: nothing recomputed
     assert json.loads((tmp_path / "run" / "results.json").read_text())["all"] == out["all"]
+    from backtrack.compare import summarise_run_dir
+
+    assert summarise_run_dir(tmp_path / "run")["all"] == out["all"]  # --summary-only: reads, runs nothing
     with pytest.raises(ValueError):
         run_compare(ITEMS, ["sc-weighted"], cfg, gen, tmp_path / "other")
 
@@ -175,3 +178,25 @@ def test_registered_with_make_locator(gen):
     assert make_locator("prompt:direct-trace", LocatorOptions(generator=gen)).config.mode == "logprob"
     with pytest.raises(ValueError):
         make_locator("prompt:direct-step")  # no model given
+
+
+def test_cli_compare_and_find(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"task": "multistep_arithmetic", "id": "a", "input": "(1 + 2) =", "target": "3"}) + "\n")
+    common = ["--model", str(tiny_model_dir), "--dtype", "float32"]
+    res = runner.invoke(app, ["compare", "--strategies", "cot", "--questions", str(q), "--max-steps", "2",
+                              "--max-step-tokens", "12", "--out", str(tmp_path / "c"), *common])
+    assert res.exit_code == 0, res.output
+    assert "multistep_arithmetic" in res.stdout and "tokens/q" in res.stdout
+    res = runner.invoke(app, ["find", "--method", "direct-trace", "--task", "word_sorting", "--limit", "1",
+                              "--out", str(tmp_path / "f"), "--json", *common])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["mode"] == "logprob" and out["scores"]["overall"]["n"] == 1
+    res = runner.invoke(app, ["compare", "--strategies", "nope", "--questions", str(q), "--out", str(tmp_path / "x"), *common])
+    assert res.exit_code == 1 and "unknown strategy" in res.output

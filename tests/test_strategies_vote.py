@@ -131,3 +131,27 @@ def test_items_are_distinct_questions_limited_per_task():
 
     items = items_from_traces(load_all(), limit=3)
     assert len(items) == 15 and len({(i.task, i.input) for i in items}) == 15
+
+
+def test_compare_takes_tasks_in_turn_and_digest_ignores_order():
+    from backtrack.compare import questions_digest, round_robin
+    from backtrack.strategies import Item
+
+    items = [Item("word_sorting", f"w{i}", f"w{i}", "x") for i in range(3)] + [Item("dyck_languages", "d0", "(", ")")]
+    assert [i.id for i in round_robin(items)] == ["w0", "d0", "w1", "w2"]
+    assert questions_digest(items) == questions_digest(list(reversed(items)))
+    assert questions_digest(items) != questions_digest(items[:3])
+
+
+def test_summary_counts_only_questions_every_strategy_finished():
+    from backtrack.compare import summarise_compare
+
+    def rec(strategy, qid, correct, tokens):
+        return {"strategy": strategy, "task": "word_sorting", "id": qid, "correct": correct, "answer": "a" if correct else None,
+                "tokens": tokens, "calls": 2, "seconds": 1.0}
+
+    records = [rec("cot", "q1", True, 10), rec("sc", "q1", False, 40), rec("cot", "q2", True, 10)]
+    s = summarise_compare(records, ["cot", "sc"])
+    assert s["questions_complete"] == 1 and s["questions_partial"] == 1
+    assert s["all"]["cot"]["n"] == 1 and s["all"]["cot"]["accuracy"] == 100.0 and s["all"]["sc"]["invalid"] == 1
+    assert s["tasks"]["word_sorting"]["sc"]["mean_tokens"] == 40
