@@ -338,10 +338,24 @@ class HFGenerator:
         with torch.inference_mode():
             toks = self.encode(prompt)
             cache, logits = self._prefill(toks)
+            cache = self._windowed(cache)
             cache.batch_repeat_interleave(n)
             mask = torch.ones(n, len(toks), dtype=torch.long, device=self.device)
             positions = torch.full((n,), len(toks), device=self.device)
             return self._decode(cache, mask, logits[None].expand(n, -1), positions, max_tokens, pick)
+
+    def _windowed(self, cache):
+        """The same cache, but sliding-window layers keep only their window, as model.generate's cache
+        does: the n sample rows then attend over the window, not n copies of the whole prefix. (Not for
+        greedy_steps, whose finished rows go back to the prefix store and so need every position.)"""
+        from transformers import DynamicCache
+
+        windowed = DynamicCache(config=self.model.config)
+        if len(windowed.layers) != len(cache.layers) or not any(layer.is_sliding for layer in windowed.layers):
+            return cache
+        for mine, full in zip(windowed.layers, cache.layers):
+            mine.update(full.keys, full.values)
+        return windowed
 
     # ------------------------------------------------------------------ scoring
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:

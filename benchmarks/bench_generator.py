@@ -4,7 +4,8 @@
     generator (prefix KV cache reused from step to step), greedy, one trace: same steps, tokens/s;
 (b) 8 sequential one-sample calls vs one batched 8-sample call at one step (same 8 samples);
 (c) step-wise decoding of 8 traces with batch size 1 vs 8: tokens/s.
-Prints tokens/s, ratios and the process's peak resident memory after each part.
+Prints tokens/s (per wall second and per CPU second of this process), ratios and the process's
+peak resident memory after each part.
 
     python benchmarks/bench_generator.py [--threads 1] [--cache-dir ~/.cache/bbm] [--max-tokens 64]
 
@@ -23,6 +24,29 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class Clock:
+    """Wall time and this process's CPU time: on a shared machine the CPU time is the steadier measure."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def rates(self, tokens: int) -> dict:
+        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        return Rates(tokens, wall, cpu)
+
+
+class Rates(tuple):
+    def __new__(cls, tokens, wall, cpu):
+        return super().__new__(cls, (tokens / wall, tokens / cpu, wall, cpu))
+
+    def __str__(self) -> str:
+        return f"{self[0]:.2f} tokens/s wall ({self[2]:.1f} s), {self[1]:.2f} tokens/CPU-s ({self[3]:.1f} CPU-s)"
+
+
+def ratio(fast: Rates, slow: Rates) -> str:
+    return f"{fast[0] / slow[0]:.2f}x wall, {fast[1] / slow[1]:.2f}x CPU"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache-dir", default=os.environ.get("BBM_CACHE_DIR", str(Path.home() / ".cache" / "bbm")))
@@ -30,8 +54,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--task", default="multistep_arithmetic")
-    ap.add_argument("--max-tokens", type=int, default=64, help="tokens per step")
-    ap.add_argument("--steps", type=int, default=6, help="(a): steps of the trace")
+    ap.add_argument("--max-tokens", type=int, default=40, help="tokens per step")
+    ap.add_argument("--steps", type=int, default=5, help="(a): steps of the trace (all decoded, answer or not)")
     ap.add_argument("--samples", type=int, default=8, help="(b)")
     ap.add_argument("--traces", type=int, default=8, help="(c)")
     ap.add_argument("--trace-steps", type=int, default=2, help="(c): steps per trace")
@@ -58,50 +82,47 @@ def main() -> None:
     stop_ids = sorted({int(i) for i in gen.newline.nonzero()[:, 0]} | gen.eos)
 
     if "a" not in args.skip:
-        # (a) naive: re-encode the whole text with model.generate at every step
+        # (a) the same --steps steps both ways (a capped step is kept as cut, as decode_traces would write it)
         steps, tokens = [], 0
-        start = time.perf_counter()
+        clock = Clock()
         with torch.inference_mode():
-            for _ in range(args.steps):
+            for _ in range(args.steps):  # naive: re-encode the whole text with model.generate at every step
                 ids = tok(task.prompt(q.input, steps), return_tensors="pt")
                 out = model.generate(**ids, max_new_tokens=args.max_tokens, do_sample=False,
                                      eos_token_id=stop_ids, pad_token_id=tok.pad_token_id)
                 new = out[0, ids["input_ids"].shape[1]:].tolist()
                 tokens += len(new)
                 steps.append(tok.decode(new, skip_special_tokens=True).split("\n", 1)[0].strip())
-                if not gen.newline[new[-1]] or isinstance(task.extract_answer(steps), str):
-                    break
-        naive_s = time.perf_counter() - start
+        naive = clock.rates(tokens)
         gen.store.entries.clear()  # the generator starts cold too
-        start = time.perf_counter()
-        traced = decode_traces(gen, [TraceRequest(args.task, q.input)],
-                               DecodeConfig(max_steps=len(steps), max_tokens=args.max_tokens, batch_size=1))[0]
-        ours_s = time.perf_counter() - start
-        same = list(traced.steps) == steps
-        print(f"(a) greedy trace, {len(steps)} steps: naive model.generate loop {tokens} tokens in {naive_s:.1f} s "
-              f"= {tokens / naive_s:.2f} tokens/s; cached step decoding {traced.n_tokens} tokens in {ours_s:.1f} s "
-              f"= {traced.n_tokens / ours_s:.2f} tokens/s; ratio {(traced.n_tokens / ours_s) / (tokens / naive_s):.2f}x "
-              f"(target >= 2x); same steps: {same}; peak RSS {peak_mib():.0f} MiB")
-        if not same:
-            for i, (a, b) in enumerate(zip(steps, traced.steps)):
-                if a != b:
-                    print(f"    first difference at step {i + 1}:\n    naive: {a!r}\n    ours:  {b!r}")
-                    break
+        ours_steps, ours_tokens = [], 0
+        clock = Clock()
+        for _ in range(args.steps):  # this generator: the prefix cache is reused from step to step
+            step = gen.greedy_steps([task.prompt(q.input, ours_steps)], args.max_tokens)[0]
+            ours_steps.append(step.text)
+            ours_tokens += step.n_tokens
+        ours = clock.rates(ours_tokens)
+        print(f"(a) greedy, {args.steps} steps of one trace: naive model.generate loop {tokens} tokens: {naive}; "
+              f"cached step decoding {ours_tokens} tokens: {ours}; ratio {ratio(ours, naive)} (target >= 2x); "
+              f"same steps: {ours_steps == steps}; peak RSS {peak_mib():.0f} MiB")
+        for i, (a, b) in enumerate(zip(steps, ours_steps)):
+            if a != b:
+                print(f"    first difference at step {i + 1}:\n    naive: {a!r}\n    ours:  {b!r}")
+                break
 
     if "b" not in args.skip:
         prompt = task.prompt(q.input)
         gen.sample_raw(prompt, 1, 1.0, 0, 1)  # the prompt's cache is warm for both sides
-        start = time.perf_counter()
+        clock = Clock()
         seq = [gen.sample_raw(prompt, 1, 1.0, seed=0, max_tokens=args.max_tokens, first_index=i)[0] for i in range(args.samples)]
-        seq_s = time.perf_counter() - start
-        start = time.perf_counter()
+        n_tok = sum(len(s.token_ids) for s in seq)
+        seq_r = clock.rates(n_tok)
+        clock = Clock()
         batched = gen.sample_raw(prompt, args.samples, 1.0, seed=0, max_tokens=args.max_tokens)
-        bat_s = time.perf_counter() - start
-        n_tok = sum(len(s.token_ids) for s in batched)
+        bat_r = clock.rates(sum(len(s.token_ids) for s in batched))
         same = [s.token_ids for s in seq] == [s.token_ids for s in batched]
-        print(f"(b) {args.samples} samples of step 1 (T=1): sequential {seq_s:.1f} s = {n_tok / seq_s:.2f} tokens/s; "
-              f"batched {bat_s:.1f} s = {n_tok / bat_s:.2f} tokens/s; ratio {seq_s / bat_s:.2f}x (target >= 3x); "
-              f"same samples: {same}; peak RSS {peak_mib():.0f} MiB")
+        print(f"(b) {args.samples} samples of step 1 (T=1), {n_tok} tokens: sequential {seq_r}; batched {bat_r}; "
+              f"ratio {ratio(bat_r, seq_r)} (target >= 3x); same samples: {same}; peak RSS {peak_mib():.0f} MiB")
 
     if "c" not in args.skip:
         reqs = [TraceRequest(args.task, x.input) for x in questions[: args.traces]]
@@ -112,14 +133,13 @@ def main() -> None:
         rates, outs = {}, {}
         for bs in (1, len(reqs)):
             gen.store.entries[:] = warm
-            start = time.perf_counter()
+            clock = Clock()
             outs[bs] = decode_traces(gen, reqs, DecodeConfig(batch_size=bs, **cfg))
-            secs = time.perf_counter() - start
-            rates[bs] = sum(t.n_tokens for t in outs[bs]) / secs
+            rates[bs] = clock.rates(sum(t.n_tokens for t in outs[bs]))
             print(f"(c) {len(reqs)} traces x <= {args.trace_steps} steps, batch {bs}: "
-                  f"{sum(t.n_tokens for t in outs[bs])} tokens in {secs:.1f} s = {rates[bs]:.2f} tokens/s")
+                  f"{sum(t.n_tokens for t in outs[bs])} tokens: {rates[bs]}")
         same = sum(a.steps == b.steps for a, b in zip(outs[1], outs[len(reqs)]))
-        print(f"(c) ratio batch {len(reqs)} / batch 1: {rates[len(reqs)] / rates[1]:.2f}x (target >= 2x); "
+        print(f"(c) ratio batch {len(reqs)} / batch 1: {ratio(rates[len(reqs)], rates[1])} (target >= 2x); "
               f"identical traces: {same}/{len(reqs)}; peak RSS {peak_mib():.0f} MiB")
 
 
