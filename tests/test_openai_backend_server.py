@@ -132,3 +132,39 @@ def test_killed_server_is_a_clear_error_and_the_run_resumes_losing_nothing(serve
     with make(server, **fast) as g:
         decode_run(RunDir(tmp_path / "run", config), g, questions, 2)
     assert list(RunDir(tmp_path / "run", config).records()) == reference
+
+
+def test_bbm_generate_through_the_server_and_resume(server, tmp_path):
+    """The real command, the paper's few-shot prompt (word sorting: the shortest), one short step."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = tmp_path / "gen"
+    args = ["generate", "--backend", "openai", "--base-url", server.base_url, "--model", ALIAS, "--task", "word_sorting",
+            "--limit", "1", "--max-steps", "1", "--max-tokens", "6", "--out", str(out), "--json"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (record,) = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    gen = record["generation"]
+    assert gen["model"] == f"openai:{ALIAS}:logprobs=raw" and len(record["steps"]) == 1
+    assert 1 <= gen["step_tokens"][0] <= 6 and gen["step_logprobs"][0] < 0
+    again = CliRunner().invoke(app, args)  # rerun: resumes, nothing left to do
+    assert again.exit_code == 0 and json.loads(again.stdout)["new_traces"] == 0
+
+
+def test_a_backtracking_step_through_the_server(server):
+    """Re-sample a trace's first step through the server and keep the most probable new sample."""
+    from backtrack.backtracking import BacktrackConfig, backtrack_batch
+
+    trace = load_all(None, ["word_sorting"])[0]
+    with make(server) as g:
+        (outcome,) = backtrack_batch([trace], [0], g, BacktrackConfig(n_samples=2, max_step_tokens=6, max_steps=1))
+    assert outcome.location == 0 and len(outcome.samples) == 2
+    assert all(math.isfinite(s["logprob"]) and 1 <= s["n_tokens"] <= 6 for s in outcome.samples)
+    if outcome.stop_reason != "uncorrectable":
+        (chosen,) = [s for s in outcome.samples if s.get("chosen")]
+        assert chosen["logprob"] == max(s["logprob"] for s in outcome.samples if not s["same_as_mistake"])
+        assert outcome.steps[0] == chosen["text"]
