@@ -251,7 +251,7 @@ class OpenAIGenerator:
         try:
             choice = self._choice(self._post(body))
         except ServerError as e:
-            if isinstance(e, ServerUnavailable):
+            if isinstance(e, (ServerUnavailable, ModelNotFound, ContextTooLong)):
                 raise
             raise LogprobsUnavailable(f"{self.config.base_url} cannot score a given text (echo + logprobs): {e}. "
                                       "llama.cpp: start it with --logits_all true; hosted endpoints often "
