@@ -699,7 +699,8 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
                                                           help="Where the embedded model is converted (default ~/.cache/bbm)."),
                  max_steps: int = typer.Option(16, "--max-steps", help="Cap on the steps of a trace."),
                  max_tokens: int = typer.Option(160, "--max-tokens", help="Cap on the tokens of a step."),
-                 batch_size: int = typer.Option(8, "--batch-size", help="Traces decoded together."),
+                 batch_size: int = typer.Option(4, "--batch-size", help="Traces decoded together (8 is faster but peaks "
+                                                "over 2 GiB with the embedded model)."),
                  seed: int = typer.Option(0, "--seed", help="torch seed (greedy decoding uses none; stored with the run)."),
                  threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
                                                        "use 1 on a busy shared machine)."),
