@@ -706,6 +706,7 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
                                                        "use 1 on a busy shared machine)."),
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 shard: Optional[str] = BtShard,
                  data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Write chains of thought one "Thought N:" step at a time (greedy, newline stop), scored by exact match."""
     def run() -> dict:
@@ -715,7 +716,9 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
         from backtrack.decoding import DecodeConfig
         from backtrack.generate import GenerateConfig, generate, select_questions
         from backtrack.hf_backend import ModelConfig, load_generator
+        from backtrack.shard import parse_shard
 
+        parse_shard(shard)  # a bad --shard fails before the model loads
         if threads:
             torch.set_num_threads(threads)
         torch.manual_seed(seed)
@@ -747,7 +750,7 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
             bar.update(1)
 
         try:
-            return generate(config, gen, out, data_dir, on_record, on_start)
+            return generate(config, gen, out, data_dir, on_record, on_start, shard=parse_shard(shard))
         except KeyboardInterrupt:
             fail(f"\ninterrupted: every finished trace is in {out / 'samples.jsonl'}; rerun the same command to resume", 130)
         finally:

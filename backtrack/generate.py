@@ -24,6 +24,7 @@ from bigbench_mistake.tasks import TASKS, get_task
 from .decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
 from .generator import Generator
 from .rundir import RunDir
+from .shard import ITEM_INDEX, WHOLE, Shard, with_shard
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,11 @@ def make_record(q: Question, trace: DecodedTrace, config: GenerateConfig) -> dic
     }
 
 
+def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The part of results.json that depends only on the records (what `bbm merge` recomputes)."""
+    return {**summarise(records), "model": config["model"], "seed": config["seed"]}
+
+
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     def block(rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         n = len(rs)
@@ -139,12 +145,16 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def generate(config: GenerateConfig, generator: Generator, out_dir: str | Path, data_dir: str | Path | None = None,
              on_record: Callable[[dict[str, Any]], None] | None = None,
-             on_start: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Decode every selected question not yet in out_dir; each record is on disk before the next is decoded."""
+             on_start: Callable[[int, int], None] | None = None, shard: Shard = WHOLE) -> dict[str, Any]:
+    """Decode every selected question (of this shard) not yet in out_dir; each record is on disk before
+    the next is decoded. Records carry `item_index`, the question's position in the full list."""
     if generator.name != config.model:
         raise ValueError(f"config names model {config.model!r} but the generator is {generator.name!r}")
-    questions = select_questions(config, data_dir)
-    run = RunDir(out_dir, config.run_config(), key_field="id")
+    all_questions = select_questions(config, data_dir)
+    run = RunDir(out_dir, with_shard(config.run_config(), shard, len(all_questions)), key_field="id")
+    mine = shard.select(all_questions)
+    position = {q.id: p for p, q in mine}
+    questions = [q for _, q in mine]
     done = run.done_keys()
     todo = [q for q in questions if q.id not in done]
     if on_start:
@@ -153,14 +163,15 @@ def generate(config: GenerateConfig, generator: Generator, out_dir: str | Path, 
     requests = [TraceRequest(q.task, q.input) for q in todo]
     for i, trace in iter_decode_traces(generator, requests, config.decode):
         record = make_record(todo[i], trace, config)
+        record[ITEM_INDEX] = position[todo[i].id]
         run.append(record)
         new_tokens += trace.n_tokens
         if on_record:
             on_record(record)
     seconds = time.perf_counter() - start
     wanted = {q.id for q in questions}
-    results = summarise([r for r in run.records() if r["id"] in wanted])
-    results.update({"model": config.model, "seed": config.seed, "run_dir": str(run.path),
+    results = results_from_records(run.config, [r for r in run.records() if r["id"] in wanted])
+    results.update({"run_dir": str(run.path),
                     "new_traces": len(todo), "skipped_done": len(questions) - len(todo),
                     "dropped_partial_lines": run.dropped_partial_lines, "seconds": round(seconds, 2),
                     "new_tokens": new_tokens, "tokens_per_s": round(new_tokens / seconds, 2) if todo and seconds else None})

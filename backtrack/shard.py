@@ -31,6 +31,7 @@ EXECUTION_KEYS = (SHARD_KEY, "base_url", "concurrency")
 #: imported only when a merge needs it. Owners of a run kind add their line here.
 RESULTS_FUNCTIONS: dict[str, str] = {
     "backtrack": "backtrack.experiment:results_from_records",
+    "generate": "backtrack.generate:results_from_records",
 }
 
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]

@@ -278,6 +278,29 @@ def sc_weighted(items: Sequence[Item], config: StrategyConfig, generator: Genera
     return _run_each("sc-weighted", items, generator, solve)
 
 
+def backtrack(items: Sequence[Item], config: StrategyConfig, generator: Generator,
+              locator: Locator | None = None) -> list[StrategyResult]:
+    """Chain of thought, then the paper's backtracking at the first mistake the locator names
+    (8 samples at temperature 1, highest log-prob survivor, greedy finish; backtrack/backtracking.py)."""
+    from .backtracking import BacktrackConfig, backtrack_batch
+
+    if locator is None:
+        raise ValueError("backtrack needs a locator (e.g. --locator trained or prompt:direct-step)")
+    bt = BacktrackConfig(max_steps=config.max_steps, max_step_tokens=config.max_step_tokens, seed=config.seed)
+
+    def solve(item: Item, gen: Generator):
+        steps, stop = greedy_trace(gen, item, config)
+        trace = Trace(item.task, item.id, item.input, tuple(steps), None, item.target, None)
+        [location] = locate(locator, [trace], config.threshold)
+        [outcome] = backtrack_batch([trace], [location], gen, bt)
+        chosen = next((s["text"] for s in outcome.samples if s.get("chosen")), None)
+        return list(outcome.steps), {"stop_reason": stop, "location": location, "original_steps": steps,
+                                     "backtrack_stop_reason": outcome.stop_reason, "replacement": chosen,
+                                     "locator": locator.name}
+
+    return _run_each("backtrack", items, generator, solve)
+
+
 def least_to_most(items: Sequence[Item], config: StrategyConfig, generator: Generator,
                   locator: Locator | None = None) -> list[StrategyResult]:
     """Decomposition, one solve call per sub-question, final answer (backtrack/least_to_most.py)."""
@@ -295,8 +318,7 @@ Strategy = Callable[[Sequence[Item], StrategyConfig, Generator, "Locator | None"
 
 STRATEGIES: dict[str, Strategy] = {
     "cot": cot,
-    # "backtrack": cot followed by backtracking at the located mistake -- registered by the lead
-    # (backtrack/backtracking.py); it belongs here, between cot and the sampling strategies.
+    "backtrack": backtrack,
     "self-consistency": self_consistency,
     "sc-weighted": sc_weighted,
     "least-to-most": least_to_most,

@@ -42,3 +42,19 @@ def test_cache_reuses_outcomes(tiny_generator):
     second = run(tiny_generator, [WRONG], cache)[0]
     assert second["rounds"][0]["cached"] and second["tokens"] == 0
     assert second["steps"] == first["steps"] and cache.hits == 1
+
+
+def test_backtrack_strategy_for_compare(tiny_generator):
+    from backtrack.strategies import Item, StrategyConfig, cot, get_strategy
+    from reward_model.simple import RandomLocator
+
+    items = [Item("multistep_arithmetic", "q1", "4 + 1 =", "5")]
+    cfg = StrategyConfig(max_steps=4, max_step_tokens=20)
+    [base] = cot(items, cfg, tiny_generator)
+    [res] = get_strategy("backtrack")(items, cfg, tiny_generator, RandomLocator(seed=1))
+    loc = res.extra["location"]
+    assert res.extra["original_steps"] == base.steps
+    assert res.steps[:loc] == base.steps[:loc]
+    if res.extra["backtrack_stop_reason"] != "uncorrectable":
+        assert res.steps[loc] == res.extra["replacement"] != base.steps[loc]
+    assert res.tokens > base.tokens and res.calls >= base.calls + 8
