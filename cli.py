@@ -313,22 +313,39 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
 
 
 # ---------------------------------------------------------------- bbm compare / bbm find (prompting strategies, prompt-based finders)
-StratModel = typer.Option(None, "--model", help="Model folder, hub id or .gguf file (default: the embedded Gemma 3 270M).")
-StratDtype = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16")
-StratCache = typer.Option(None, "--cache-dir", envvar="BBM_CACHE_DIR",
-                          help="Where the embedded model is converted (default ~/.cache/bbm).")
-StratThreads = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice).")
+# One set of model options for every command that generates (generate, backtrack, simulate, pipeline,
+# compare, find), and one loader behind them.
+ModelOpt = typer.Option(None, "--model", help="Model folder, hub id or .gguf file (default: the embedded Gemma 3 270M); "
+                        "with --backend openai, the name the server serves.")
+GgufOpt = typer.Option(None, "--gguf-file", help="GGUF file inside --model (folder or hub repo).")
+DtypeOpt = typer.Option("auto", "--dtype", help="auto (bfloat16 where the CPU/GPU has it natively) | float32 | bfloat16 | float16")
+DeviceOpt = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda.")
+CacheOpt = typer.Option(None, "--cache-dir", envvar="BBM_CACHE_DIR",
+                        help="Embedded model, default reward model and backtracking outcomes (default ~/.cache/bbm).")
+ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; use 1 on a busy shared machine).")
 
 
-def _strategy_generator(model: Optional[str], dtype: str, cache_dir: Optional[Path], threads: Optional[int]):
+def load_any_generator(backend: str, model: Optional[str], gguf_file: Optional[str], dtype: str, device: str,
+                       cache_dir: Optional[Path], threads: Optional[int], base_url: Optional[str], concurrency: int,
+                       logprobs_mode: str, request_timeout: float, retries: int):
+    """A Generator from the CLI's model options: the transformers backend or an OpenAI-compatible server."""
+    if backend == "openai":
+        return server_generator(base_url, model, concurrency, logprobs_mode, request_timeout, retries)
+    if backend != "hf":
+        raise ValueError(f"--backend must be hf or openai, got {backend!r}")
+    import torch
+
     from backtrack.hf_backend import ModelConfig, load_generator
 
     if threads:
-        import torch
-
         torch.set_num_threads(threads)
-    cache = str(cache_dir) if cache_dir else str(Path.home() / ".cache" / "bbm")
-    return load_generator(ModelConfig(model=model, dtype=dtype, cache_dir=cache))
+    typer.echo(f"loading {model or 'the embedded model'} ...", err=True)
+    return load_generator(ModelConfig(model=model, gguf_file=gguf_file, dtype=dtype, device=device,
+                                      cache_dir=str(_cache_dir(cache_dir))))
+
+
+def _cache_dir(cache_dir: Optional[Path]) -> Path:
+    return Path(cache_dir) if cache_dir else Path.home() / ".cache" / "bbm"
 
 
 def render_compare(r: dict) -> str:
@@ -365,8 +382,10 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                 seed: int = typer.Option(0, "--seed", help="Sampling seed (stored in config.json)."),
                 summary_only: bool = typer.Option(False, "--summary-only",
                                                   help="Run nothing: print the table of what --out holds so far (other options ignored)."),
-                model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
-                threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+                model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
+                device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
+                backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
+                logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
     from backtrack.compare import run_compare, summarise_run_dir
     from backtrack.strategies import StrategyConfig, items_from_traces, read_questions
@@ -384,7 +403,8 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
             items = [i for n, i in enumerate(items) if limit is None or sum(j.task == i.task for j in items[:n]) < limit]
         if not items:
             raise ValueError("no questions selected")
-        generator = _strategy_generator(model, dtype, cache_dir, threads)
+        generator = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
+                                   logprobs_mode, request_timeout, retries)
 
         def make(counting_generator):
             from reward_model.registry import LocatorOptions, make_locator
@@ -412,8 +432,10 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
              limit: Optional[int] = typer.Option(None, "--limit", help="First N traces per task."),
              traces_files: Optional[List[Path]] = typer.Option(None, "--traces", help="JSONL traces with gold labels (default: the dataset)."),
              reasoning_tokens: int = typer.Option(96, "--reasoning-tokens", help="cot-step: tokens for the reasoning line."),
-             model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
-             threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+             model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
+             device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
+             backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
+             logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from bigbench_mistake.dataset import load_traces
     from reward_model.prompt_finders import FinderConfig, run_find, select_traces
@@ -423,7 +445,8 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
         traces = select_traces(load_traces(traces_files, data_dir, tasks), limit)
         if not traces:
             raise ValueError("no traces selected")
-        generator = _strategy_generator(model, dtype, cache_dir, threads)
+        generator = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
+                                   logprobs_mode, request_timeout, retries)
         return run_find(traces, config, generator, out, progress=lambda line: typer.echo(line, err=True))
 
     emit(guarded(run), as_json, render_find)
@@ -439,10 +462,6 @@ BtMaxStepTokens = typer.Option(160, "--max-step-tokens", help="Cap on the tokens
 BtBatch = typer.Option(8, "--batch-size", help="Traces decoded together.")
 BtLimit = typer.Option(None, "--limit", help="First N traces (questions) per task.")
 BtShard = typer.Option(None, "--shard", help="Run only slice i/n (0-based) of the items; join with bbm merge.")
-
-
-def _cache_dir(cache_dir: Optional[Path]) -> Path:
-    return Path(cache_dir) if cache_dir else Path.home() / ".cache" / "bbm"
 
 
 def _backtrack_config(samples: int, temperature: float, selection: str, seed: int, max_steps: int,
@@ -507,8 +526,10 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
                   threshold: float = typer.Option(0.5, "--threshold", help="Locator score threshold."),
                   seed: int = BtSeed, max_steps: int = BtMaxSteps, max_step_tokens: int = BtMaxStepTokens,
                   batch_size: int = BtBatch, shard: Optional[str] = BtShard,
-                  model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
-                  threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir,
+                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
+                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
+                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
+                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir,
                   as_json: bool = JsonOut) -> None:
     """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
     from backtrack.cache import OutcomeCache
@@ -523,7 +544,8 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
             raise ValueError("no traces selected (check --task / --traces)")
         part = parse_shard(shard)
         cache = _cache_dir(cache_dir)
-        gen = _strategy_generator(model, dtype, cache_dir, threads)
+        gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
+                                   logprobs_mode, request_timeout, retries)
         cfg = BacktrackRunConfig(locator=locator, model=gen.name, tasks=tuple(tasks or ()), limit=limit,
                                  traces_files=tuple(str(p) for p in traces_files or ()), threshold=threshold,
                                  batch_size=batch_size,
@@ -570,8 +592,10 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
                  samples: int = BtSamples, temperature: float = BtTemperature, selection: str = BtSelection,
                  seed: int = BtSeed, max_steps: int = BtMaxSteps, max_step_tokens: int = BtMaxStepTokens,
                  batch_size: int = BtBatch,
-                 model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
-                 threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir,
+                 model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
+                 device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
+                 backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
     from backtrack.cache import OutcomeCache
@@ -584,7 +608,8 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
         all_traces = load_all(data_dir)
         traces = _select_traces(all_traces, tasks, limit)
         cache = _cache_dir(cache_dir)
-        gen = _strategy_generator(model, dtype, cache_dir, threads)
+        gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
+                                   logprobs_mode, request_timeout, retries)
         cfg = SimulateConfig(accuracies=levels, model=gen.name, tasks=tuple(tasks or ()), limit=limit, seed=rm_seed,
                              batch_size=batch_size,
                              backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
@@ -622,8 +647,10 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                  seed: int = BtSeed, max_steps: int = typer.Option(24, "--max-steps", help="Cap on the Thoughts of a trace."),
                  max_step_tokens: int = typer.Option(96, "--max-step-tokens", help="Cap on the tokens of one step."),
                  batch_size: int = BtBatch,
-                 model: Optional[str] = StratModel, dtype: str = StratDtype, cache_dir: Optional[Path] = StratCache,
-                 threads: Optional[int] = StratThreads, data_dir: Optional[Path] = DataDir,
+                 model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
+                 device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
+                 backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
     from backtrack.cache import OutcomeCache
@@ -637,7 +664,8 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
         if questions and tasks:
             items = [i for i in items if i.task in tasks]
         cache = _cache_dir(cache_dir)
-        gen = _strategy_generator(model, dtype, cache_dir, threads)
+        gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
+                                   logprobs_mode, request_timeout, retries)
         cfg = PipelineConfig(model=gen.name, locator=locator, tasks=tuple(tasks or ()), limit=limit,
                              questions_file=str(questions) if questions else None, threshold=threshold,
                              batch_size=batch_size,
@@ -690,20 +718,13 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
                  questions: Optional[Path] = typer.Option(None, "--questions", help="JSONL file of questions: task, input, target (id optional)."),
                  out: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume)."),
                  limit: Optional[int] = typer.Option(None, "--limit", help="First N questions."),
-                 model: Optional[str] = typer.Option(None, "--model", help="Model folder, hub id or .gguf file "
-                                                     "(default: the embedded Gemma 3 270M)."),
-                 gguf_file: Optional[str] = typer.Option(None, "--gguf-file", help="GGUF file inside --model (folder or hub repo)."),
-                 dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 where the CPU/GPU has it natively) | float32 | bfloat16 | float16"),
-                 device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
-                 cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="BBM_CACHE_DIR",
-                                                          help="Where the embedded model is converted (default ~/.cache/bbm)."),
                  max_steps: int = typer.Option(16, "--max-steps", help="Cap on the steps of a trace."),
                  max_tokens: int = typer.Option(160, "--max-tokens", help="Cap on the tokens of a step."),
                  batch_size: int = typer.Option(4, "--batch-size", help="Traces decoded together (8 is faster but peaks "
                                                 "over 2 GiB with the embedded model)."),
                  seed: int = typer.Option(0, "--seed", help="torch seed (greedy decoding uses none; stored with the run)."),
-                 threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
-                                                       "use 1 on a busy shared machine)."),
+                 model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
+                 device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
                  shard: Optional[str] = BtShard,
@@ -715,25 +736,16 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
 
         from backtrack.decoding import DecodeConfig
         from backtrack.generate import GenerateConfig, generate, select_questions
-        from backtrack.hf_backend import ModelConfig, load_generator
         from backtrack.shard import parse_shard
 
         parse_shard(shard)  # a bad --shard fails before the model loads
-        if threads:
-            torch.set_num_threads(threads)
         torch.manual_seed(seed)
         decode = DecodeConfig(max_steps=max_steps, max_tokens=max_tokens, batch_size=batch_size)
         probe = GenerateConfig(model="?", task=task, questions=str(questions) if questions else None, limit=limit,
                                seed=seed, decode=decode)
         select_questions(probe, data_dir)  # fails fast on a bad question file, before loading a model
-        cache = str(cache_dir) if cache_dir else str(Path.home() / ".cache" / "bbm")
-        typer.echo(f"loading {model or 'the embedded model'} ...", err=True)
-        if backend == "openai":
-            gen = server_generator(base_url, model, concurrency, logprobs_mode, request_timeout, retries)
-        elif backend == "hf":
-            gen = load_generator(ModelConfig(model=model, gguf_file=gguf_file, dtype=dtype, device=device, cache_dir=cache))
-        else:
-            raise ValueError(f"--backend must be hf or openai, got {backend!r}")
+        gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
+                                 logprobs_mode, request_timeout, retries)
         config = GenerateConfig(model=gen.name, task=task, questions=probe.questions, limit=limit, seed=seed, decode=decode)
         bars: list = []
         counts = {"tokens": 0}

@@ -18,21 +18,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bigbench_mistake.records import DataError, ValidationIssue, iter_jsonl
-from bigbench_mistake.tasks import TASKS, get_task
+from bigbench_mistake.questions import Question, questions_from_traces, read_questions  # noqa: F401 (re-exported)
+from bigbench_mistake.tasks import get_task
 
 from .decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
 from .generator import Generator
 from .rundir import RunDir
 from .shard import ITEM_INDEX, WHOLE, Shard, with_shard
-
-
-@dataclass(frozen=True)
-class Question:
-    task: str
-    id: str
-    input: str
-    target: str
 
 
 @dataclass(frozen=True)
@@ -64,39 +56,7 @@ def dataset_questions(task: str, data_dir: str | Path | None = None) -> list[Que
     """The task's questions from BIG-Bench Mistake (each distinct input once, in file order)."""
     from bigbench_mistake.dataset import load_task
 
-    seen, out = set(), []
-    for t in load_task(task, data_dir):
-        if t.input not in seen:
-            seen.add(t.input)
-            out.append(Question(t.task, t.id, t.input, t.target))
-    return out
-
-
-def read_questions(path: str | Path) -> list[Question]:
-    """Questions from a JSONL file (task, input, target; optional id); every problem named by line and field."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    out, issues = [], []
-    for line, obj in iter_jsonl(path):
-        if isinstance(obj, ValidationIssue):
-            issues.append(obj)
-            continue
-        if not isinstance(obj, dict):
-            issues.append(ValidationIssue(str(path), line, "<record>", "expected a JSON object"))
-            continue
-        bad = [k for k in ("task", "input", "target") if not isinstance(obj.get(k), str)]
-        for k in bad:
-            issues.append(ValidationIssue(str(path), line, k, "missing key" if k not in obj else "expected a string"))
-        if "task" not in bad and obj["task"] not in TASKS:
-            issues.append(ValidationIssue(str(path), line, "task", f"unknown task {obj['task']!r}; known: {', '.join(TASKS)}"))
-        elif not bad:
-            out.append(Question(obj["task"], str(obj.get("id", f"{path.stem}-{line:04d}")), obj["input"], obj["target"]))
-    ids = [q.id for q in out]
-    issues += [ValidationIssue(str(path), 0, "id", f"id {i!r} appears {ids.count(i)} times") for i in sorted(set(ids)) if ids.count(i) > 1]
-    if issues:
-        raise DataError(issues)
-    return out
+    return questions_from_traces(load_task(task, data_dir))
 
 
 def select_questions(config: GenerateConfig, data_dir: str | Path | None = None) -> list[Question]:

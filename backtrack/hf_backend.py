@@ -88,7 +88,6 @@ def resolve_dtype(name: str, device: str):
 
 
 def load_generator(config: ModelConfig) -> "HFGenerator":
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if config.model is None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bigbench_mistake.records import Trace, ValidationIssue, DataError, iter_jsonl
-from bigbench_mistake.tasks import TASKS, get_task
+from bigbench_mistake.questions import Question, questions_from_traces, read_questions  # noqa: F401 (re-exported)
+from bigbench_mistake.records import Trace
+from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
 from .decoding import DecodeConfig, TraceRequest, decode_traces
@@ -27,63 +27,9 @@ from .self_consistency import extract_ballots, majority_vote, sample_trace, weig
 
 
 # ------------------------------------------------------------------ items
-@dataclass(frozen=True)
-class Item:
-    task: str
-    id: str
-    input: str
-    target: str
-
-    def __post_init__(self) -> None:
-        get_task(self.task)
-
-    @classmethod
-    def from_trace(cls, t: Trace) -> "Item":
-        return cls(t.task, t.id, t.input, t.target)
-
-
-def items_from_traces(traces: Sequence[Trace], limit: int | None = None) -> list[Item]:
-    """One item per distinct question (task, input), in file order; at most `limit` per task."""
-    seen: set[tuple[str, str]] = set()
-    per_task: dict[str, int] = {}
-    out = []
-    for t in traces:
-        if (t.task, t.input) in seen or (limit is not None and per_task.get(t.task, 0) >= limit):
-            continue
-        seen.add((t.task, t.input))
-        per_task[t.task] = per_task.get(t.task, 0) + 1
-        out.append(Item.from_trace(t))
-    return out
-
-
-def read_questions(path: str | Path) -> list[Item]:
-    """Questions from JSONL: task, input, target (id optional: task-line). Errors name file, line, field."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    items, issues = [], []
-    for line, value in iter_jsonl(path):
-        if isinstance(value, ValidationIssue):
-            issues.append(value)
-            continue
-        if not isinstance(value, dict):
-            issues.append(ValidationIssue(str(path), line, "<record>", "expected a JSON object"))
-            continue
-        bad = [k for k in ("task", "input", "target") if not isinstance(value.get(k), str)]
-        for k in bad:
-            issues.append(ValidationIssue(str(path), line, k, "missing key or not a string"))
-        if not bad and value["task"] not in TASKS:
-            issues.append(ValidationIssue(str(path), line, "task", f"unknown task {value['task']!r}; known: {', '.join(TASKS)}"))
-            continue
-        if not bad:
-            items.append(Item(value["task"], str(value.get("id", f"{value['task']}-{line - 1:04d}")),
-                              value["input"], value["target"]))
-    ids = [i.id for i in items]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        issues.append(ValidationIssue(str(path), 0, "id", f"id {dup!r} appears more than once"))
-    if issues:
-        raise DataError(issues)
-    return items
+# A strategy's item is a question (bigbench_mistake.questions); `Item` is its name here.
+Item = Question
+items_from_traces = questions_from_traces
 
 
 # ------------------------------------------------------------------ config and results

@@ -20,7 +20,7 @@ import numpy as np
 
 from bigbench_mistake.records import Trace
 
-from .features import FEATURE_SETS, StepContext, checks_fired, contexts, numeric_features, step_text
+from .features import FEATURE_SETS, checks_fired, contexts, numeric_features, step_text
 from .locator import first_mistake
 
 MODEL_KIND = "bbm-step-logreg"

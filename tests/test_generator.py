@@ -117,7 +117,10 @@ def test_seeds_reproduce_samples_and_samples_do_not_depend_on_n(tiny_generator, 
     p = prompt("9 + 8 - 5 =")
     a = tiny_generator.sample_steps(p, 6, 1.0, seed=11, max_tokens=20)
     b = fresh(tiny_model_dir).sample_steps(p, 6, 1.0, seed=11, max_tokens=20)
-    assert a == b
+    # Same samples; log-probs agree to float rounding (the session's generator may reuse a cached
+    # prefix computed in another order than a fresh model's single prefill).
+    assert [(s.text, s.n_tokens, s.stop_reason) for s in a] == [(s.text, s.n_tokens, s.stop_reason) for s in b]
+    assert [s.logprob for s in a] == pytest.approx([s.logprob for s in b], abs=1e-5)
     assert len({s.text for s in a}) > 1  # they are samples, not six copies
     c = tiny_generator.sample_steps(p, 6, 1.0, seed=12, max_tokens=20)
     assert [s.text for s in a] != [s.text for s in c]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-import numpy as np
 import pytest
 
 from bigbench_mistake.dataset import group_key, load_all, load_task
@@ -15,7 +14,7 @@ from reward_model.evaluation import splits
 from reward_model.features import StepContext, contexts, numeric_features, FEATURE_SETS
 from reward_model.features.arithmetic import check_chains, evaluate
 from reward_model.features import letters, task_specific
-from reward_model.locator import GoldLocator, first_mistake, locate
+from reward_model.locator import first_mistake, locate
 from reward_model.registry import LOCATORS, LocatorOptions, make_locator
 from reward_model.simple import SimulatedLocator, label_distribution
 

@@ -8,7 +8,6 @@ from backtrack.least_to_most import decompose_prompt, least_to_most as ltm, solv
 from backtrack.self_consistency import majority_vote
 from backtrack.strategies import CountingGenerator, Item, StrategyConfig, get_strategy
 from bigbench_mistake.dataset import load_task
-from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator
 from reward_model.prompt_finders import FinderConfig, PromptFinder, run_find, step_prompt
