@@ -385,7 +385,8 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                 model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                 device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                 backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+                logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
     from backtrack.compare import run_compare, summarise_run_dir
     from backtrack.strategies import StrategyConfig, items_from_traces, read_questions
@@ -435,7 +436,8 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
              model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
              device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
              backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-             logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+             logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+             data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from bigbench_mistake.dataset import load_traces
     from reward_model.prompt_finders import FinderConfig, run_find, select_traces
@@ -529,7 +531,8 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
                   model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                   device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                   backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir,
+                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                  data_dir: Optional[Path] = DataDir,
                   as_json: bool = JsonOut) -> None:
     """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
     from backtrack.cache import OutcomeCache
@@ -595,7 +598,8 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
     from backtrack.cache import OutcomeCache
@@ -650,7 +654,8 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, data_dir: Optional[Path] = DataDir,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
     from backtrack.cache import OutcomeCache
