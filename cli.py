@@ -405,7 +405,7 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
         if not items:
             raise ValueError("no questions selected")
         generator = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                   logprobs_mode, request_timeout, retries)
+                                       logprobs_mode, request_timeout, retries)
 
         def make(counting_generator):
             from reward_model.registry import LocatorOptions, make_locator
@@ -448,7 +448,7 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
         if not traces:
             raise ValueError("no traces selected")
         generator = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                   logprobs_mode, request_timeout, retries)
+                                       logprobs_mode, request_timeout, retries)
         return run_find(traces, config, generator, out, progress=lambda line: typer.echo(line, err=True))
 
     emit(guarded(run), as_json, render_find)
@@ -491,6 +491,19 @@ def _make_locator(spec: str, seed: int, data_dir: Optional[Path], cache_dir: Pat
 
         return default_trained_model(cache_dir / "reward_model", data_dir=data_dir)
     return make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
+
+
+def _sharded_run(out: Path, config: dict, items: list, shard: Optional[str]):
+    """The run directory of this shard of `items` (all of them without --shard), the shard's items, and
+    a writer that stamps each record with its item's position in the full list (what bbm merge needs)."""
+    from backtrack.rundir import RunDir
+    from backtrack.shard import ITEM_INDEX, parse_shard, with_shard
+
+    part = parse_shard(shard)
+    run_dir = RunDir(out, with_shard(config, part, len(items)))
+    mine = part.select(items)
+    position = {item.id: p for p, item in mine}
+    return run_dir, [item for _, item in mine], lambda rec: run_dir.append({**rec, ITEM_INDEX: position[rec["id"]]})
 
 
 def _select_traces(traces: list, tasks: Optional[List[str]], limit: Optional[int]) -> list:
@@ -537,32 +550,28 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
     """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
     from backtrack.cache import OutcomeCache
     from backtrack.experiment import BacktrackRunConfig, run_backtrack, summarise_backtrack
-    from backtrack.rundir import RunDir
-    from backtrack.shard import parse_shard, with_shard
+    from backtrack.shard import parse_shard
     from bigbench_mistake.dataset import load_traces
 
     def run() -> dict:
         traces = _select_traces(load_traces(traces_files, data_dir), tasks, limit)
         if not traces:
             raise ValueError("no traces selected (check --task / --traces)")
-        part = parse_shard(shard)
+        parse_shard(shard)  # a bad --shard fails before the model loads
         cache = _cache_dir(cache_dir)
         gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                   logprobs_mode, request_timeout, retries)
+                                 logprobs_mode, request_timeout, retries)
         cfg = BacktrackRunConfig(locator=locator, model=gen.name, tasks=tuple(tasks or ()), limit=limit,
                                  traces_files=tuple(str(p) for p in traces_files or ()), threshold=threshold,
                                  batch_size=batch_size,
                                  backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
                                                              max_step_tokens, batch_size, rounds))
-        run_dir = RunDir(out, with_shard(cfg.to_json(), part, len(traces)))
+        run_dir, mine, write = _sharded_run(out, cfg.to_json(), traces, shard)
         loc = _make_locator(locator, seed, data_dir, cache)
-        mine = part.select(traces)
-        position = {t.id: p for p, t in mine}
-        write = lambda rec: run_dir.append({**rec, "item_index": position[rec["id"]]})  # noqa: E731
         done = run_dir.done_keys()
-        step, close = _progress(len([t for _, t in mine if t.id not in done]), "backtrack")
+        step, close = _progress(len([t for t in mine if t.id not in done]), "backtrack")
         try:
-            run_backtrack([t for _, t in mine], loc, gen, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"),
+            run_backtrack(mine, loc, gen, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"),
                           write, done, step)
         finally:
             close()
@@ -613,7 +622,7 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
         traces = _select_traces(all_traces, tasks, limit)
         cache = _cache_dir(cache_dir)
         gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                   logprobs_mode, request_timeout, retries)
+                                 logprobs_mode, request_timeout, retries)
         cfg = SimulateConfig(accuracies=levels, model=gen.name, tasks=tuple(tasks or ()), limit=limit, seed=rm_seed,
                              batch_size=batch_size,
                              backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
@@ -650,7 +659,7 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                  threshold: float = typer.Option(0.5, "--threshold", help="Locator score threshold."),
                  seed: int = BtSeed, max_steps: int = typer.Option(24, "--max-steps", help="Cap on the Thoughts of a trace."),
                  max_step_tokens: int = typer.Option(96, "--max-step-tokens", help="Cap on the tokens of one step."),
-                 batch_size: int = BtBatch,
+                 batch_size: int = BtBatch, shard: Optional[str] = BtShard,
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
@@ -660,28 +669,29 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
     """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
     from backtrack.cache import OutcomeCache
     from backtrack.pipeline import PipelineConfig, before_after, run_pipeline, summarise_pipeline
-    from backtrack.rundir import RunDir
-    from backtrack.strategies import items_from_traces, read_questions
+    from backtrack.shard import parse_shard
     from bigbench_mistake.dataset import load_all
+    from bigbench_mistake.questions import questions_from_traces, read_questions
 
     def run() -> dict:
-        items = read_questions(questions) if questions else items_from_traces(load_all(data_dir, tasks), limit)
+        items = read_questions(questions) if questions else questions_from_traces(load_all(data_dir, tasks), limit)
         if questions and tasks:
             items = [i for i in items if i.task in tasks]
+        parse_shard(shard)  # a bad --shard fails before the model loads
         cache = _cache_dir(cache_dir)
         gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                   logprobs_mode, request_timeout, retries)
+                                 logprobs_mode, request_timeout, retries)
         cfg = PipelineConfig(model=gen.name, locator=locator, tasks=tuple(tasks or ()), limit=limit,
                              questions_file=str(questions) if questions else None, threshold=threshold,
                              batch_size=batch_size,
                              backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
                                                          max_step_tokens, batch_size))
-        run_dir = RunDir(out, cfg.to_json())
+        run_dir, mine, write = _sharded_run(out, cfg.to_json(), items, shard)
         loc = _make_locator(locator, seed, data_dir, cache)
         done = run_dir.done_keys()
-        step, close = _progress(len([i for i in items if i.id not in done]), "pipeline")
+        step, close = _progress(len([i for i in mine if i.id not in done]), "pipeline")
         try:
-            run_pipeline(items, gen, loc, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"), run_dir.append, done, step)
+            run_pipeline(mine, gen, loc, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"), write, done, step)
         finally:
             close()
         records = list(run_dir.records())

@@ -73,6 +73,11 @@ def run_pipeline(items: Sequence[Item], generator: Generator, locator: Locator, 
     return len(todo)
 
 
+def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json of a pipeline run from its records (used by `bbm merge` for sharded runs)."""
+    return summarise_pipeline(records)
+
+
 def summarise_pipeline(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy before and after backtracking, per task (the Table 6 fields, on generated traces)."""
     records = list(records)

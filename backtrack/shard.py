@@ -32,6 +32,7 @@ EXECUTION_KEYS = (SHARD_KEY, "base_url", "concurrency")
 RESULTS_FUNCTIONS: dict[str, str] = {
     "backtrack": "backtrack.experiment:results_from_records",
     "generate": "backtrack.generate:results_from_records",
+    "pipeline": "backtrack.pipeline:results_from_records",
 }
 
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]

@@ -58,3 +58,29 @@ def test_backtrack_resumes_to_the_same_results(tmp_path, tiny_model_dir):
 
     report = invoke(["report", str(tmp_path / "full"), str(part)]).output
     assert "Table 6" in report and "| multistep_arithmetic |" in report
+
+
+def test_pipeline_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
+    qs = tmp_path / "q.jsonl"
+    qs.write_text("".join(json.dumps({"task": "multistep_arithmetic", "id": f"q{i}", "input": f"{i} + 3 =",
+                                      "target": str(i + 3)}) + "\n" for i in range(4)))
+
+    def pipe(out, cache, *extra):
+        return invoke(["pipeline", "--questions", str(qs), "--locator", "random", "--model", str(tiny_model_dir),
+                       "--dtype", "float32", "--max-steps", "4", "--max-step-tokens", "16", "--batch-size", "2",
+                       "--cache-dir", str(cache), "--out", str(out), "--json", *extra])
+
+    whole = json.loads(pipe(tmp_path / "whole", tmp_path / "c0").stdout)
+    assert whole["results"]["overall"]["n"] == 4 and whole["results"]["overall"]["backtracked"] == 4
+    pipe(tmp_path / "s0", tmp_path / "c1", "--shard", "0/2")
+    pipe(tmp_path / "s1", tmp_path / "c2", "--shard", "1/2")
+    invoke(["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "merged")])
+
+    def rows(d):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "rounds", "generation")}
+                for r in map(json.loads, (d / "samples.jsonl").read_text().splitlines())]
+
+    assert rows(tmp_path / "merged") == sorted(rows(tmp_path / "whole"), key=lambda r: r["item_index"])
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert merged["overall"]["accuracy_after"] == whole["results"]["overall"]["accuracy_after"]
+    assert merged["overall"]["tokens"] == whole["results"]["overall"]["tokens"]
