@@ -408,9 +408,7 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                                        logprobs_mode, request_timeout, retries)
 
         def make(counting_generator):
-            from reward_model.registry import LocatorOptions, make_locator
-
-            return make_locator(locator, LocatorOptions(seed=seed, data_dir=data_dir, generator=counting_generator))
+            return _make_locator(locator, seed, data_dir, _cache_dir(cache_dir), counting_generator)
 
         return run_compare(items, names, config, generator, out, locator_spec=locator, make_locator=make,
                            progress=lambda line: typer.echo(line, err=True))
@@ -482,15 +480,16 @@ def _progress(total: int, label: str):
     return bar.update, bar.close
 
 
-def _make_locator(spec: str, seed: int, data_dir: Optional[Path], cache_dir: Path):
-    """A locator from its spec; 'trained' alone means the default classifier, trained once and cached."""
+def _make_locator(spec: str, seed: int, data_dir: Optional[Path], cache_dir: Path, generator=None):
+    """A locator from its spec; 'trained' alone means the default classifier, trained once and cached;
+    prompt:METHOD asks `generator` (the run's own model)."""
     from reward_model.registry import LocatorOptions, make_locator
 
     if spec == "trained":
         from reward_model.trained import default_trained_model
 
         return default_trained_model(cache_dir / "reward_model", data_dir=data_dir)
-    return make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
+    return make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir, generator=generator))
 
 
 def _sharded_run(out: Path, config: dict, items: list, shard: Optional[str]):
@@ -567,7 +566,7 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
                                  backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
                                                              max_step_tokens, batch_size, rounds))
         run_dir, mine, write = _sharded_run(out, cfg.to_json(), traces, shard)
-        loc = _make_locator(locator, seed, data_dir, cache)
+        loc = _make_locator(locator, seed, data_dir, cache, gen)
         done = run_dir.done_keys()
         step, close = _progress(len([t for t in mine if t.id not in done]), "backtrack")
         try:
@@ -687,7 +686,7 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                              backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
                                                          max_step_tokens, batch_size))
         run_dir, mine, write = _sharded_run(out, cfg.to_json(), items, shard)
-        loc = _make_locator(locator, seed, data_dir, cache)
+        loc = _make_locator(locator, seed, data_dir, cache, gen)
         done = run_dir.done_keys()
         step, close = _progress(len([i for i in mine if i.id not in done]), "pipeline")
         try:

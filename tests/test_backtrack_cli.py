@@ -84,3 +84,13 @@ def test_pipeline_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
     merged = json.loads((tmp_path / "merged" / "results.json").read_text())
     assert merged["overall"]["accuracy_after"] == whole["results"]["overall"]["accuracy_after"]
     assert merged["overall"]["tokens"] == whole["results"]["overall"]["tokens"]
+
+
+def test_backtrack_with_a_prompt_based_finder_on_the_same_model(tmp_path, tiny_model_dir):
+    src = tmp_path / "traces.jsonl"
+    src.write_text("".join(json.dumps(t) + "\n" for t in TRACES[:2]))
+    out = json.loads(invoke(["backtrack", "--locator", "prompt:direct-step", "--traces", str(src), "--model",
+                             str(tiny_model_dir), "--dtype", "float32", "--cache-dir", str(tmp_path / "c"),
+                             "--out", str(tmp_path / "run"), "--max-steps", "5", "--max-step-tokens", "16",
+                             "--json"]).stdout)
+    assert out["results"]["overall"]["n"] == 2 and out["locator"] == "prompt:direct-step"
