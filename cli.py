@@ -459,7 +459,7 @@ BtSelection = typer.Option("logprob", "--selection", help="logprob (highest sum)
 BtSeed = typer.Option(0, "--seed", help="Sampling seed (stored in config.json).")
 BtMaxSteps = typer.Option(64, "--max-steps", help="Cap on the Thoughts of a finished trace.")
 BtMaxStepTokens = typer.Option(160, "--max-step-tokens", help="Cap on the tokens of one step.")
-BtBatch = typer.Option(8, "--batch-size", help="Traces decoded together.")
+BtBatch = typer.Option(4, "--batch-size", help="Traces decoded together (8 is faster but peaks over 2 GiB with the embedded model).")
 BtLimit = typer.Option(None, "--limit", help="First N traces (questions) per task.")
 BtShard = typer.Option(None, "--shard", help="Run only slice i/n (0-based) of the items; join with bbm merge.")
 
