@@ -590,8 +590,8 @@ def render_simulate(r: dict) -> str:
                      *(f"{b['levels'][i]['delta_acc_correct']}/{b['levels'][i]['delta_acc_wrong']}"
                        for b in blocks.values())])
     rows.append(["break-even", *(b["break_even_accuracy_rm"] for b in blocks.values())])
-    return (f"{r['run_dir']}  model {r['model']}  (cells: Δacc✓/Δacc✗; {r['pairs_computed']} backtracks run now, "
-            f"cache hits {r['cache_hits']})\n" + table(rows, ["RM accuracy", *blocks]) + f"\nplot: {r['plot']}")
+    return (f"{r['run_dir']}  model {r['model']}  (cells: Δacc✓/Δacc✗; {r['pairs_computed']} (trace, location) "
+            f"pairs recorded now, {r['cache_hits']} of them from the outcome cache)\n" + table(rows, ["RM accuracy", *blocks]) + f"\nplot: {r['plot']}")
 
 
 @app.command("simulate")

@@ -119,16 +119,17 @@ def summarise_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, in
 
 
 def break_even(rows: Sequence[dict[str, Any]]) -> float | None:
-    """Smallest reward-model accuracy at which the net accuracy change reaches zero from below."""
+    """The reward-model accuracy from which backtracking stops hurting: the net accuracy change is >= 0
+    at that level and every higher one (linearly interpolated at the last crossing from below).
+    None when the net change is still negative at the highest level (backtracking never pays)."""
     pts = sorted((r["accuracy_rm"], r["delta_acc_net"]) for r in rows)
-    if not pts:
+    if not pts or pts[-1][1] < 0:
         return None
-    if pts[0][1] >= 0:
+    last_negative = max((i for i, (_, d) in enumerate(pts) if d < 0), default=None)
+    if last_negative is None:
         return pts[0][0]
-    for (a0, d0), (a1, d1) in zip(pts, pts[1:]):
-        if d0 < 0 <= d1:
-            return round(a0 + (a1 - a0) * (-d0) / (d1 - d0), 4)
-    return None
+    (a0, d0), (a1, d1) = pts[last_negative], pts[last_negative + 1]
+    return round(a0 + (a1 - a0) * (-d0) / (d1 - d0), 4)
 
 
 def plot_simulate(summary: dict[str, Any], path: str) -> str:

@@ -81,6 +81,11 @@ def test_coupled_levels_and_break_even():
             {"accuracy_rm": 0.7, "delta_acc_net": 2.0}]
     assert break_even(rows) == pytest.approx(0.6333, abs=1e-4)
     assert break_even([{"accuracy_rm": 0.5, "delta_acc_net": -1.0}]) is None
+    # no harm at low accuracy but harm at high accuracy: it never pays
+    assert break_even([{"accuracy_rm": 0.5, "delta_acc_net": 0.0}, {"accuracy_rm": 0.9, "delta_acc_net": -5.0}]) is None
+    # dips below zero, recovers: the last crossing counts
+    assert break_even([{"accuracy_rm": 0.5, "delta_acc_net": 1.0}, {"accuracy_rm": 0.6, "delta_acc_net": -1.0},
+                       {"accuracy_rm": 0.7, "delta_acc_net": 1.0}]) == pytest.approx(0.65)
 
 
 def test_sweep_levels_are_exactly_the_simulated_locator():
