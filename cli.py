@@ -382,6 +382,8 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                 seed: int = typer.Option(0, "--seed", help="Sampling seed (stored in config.json)."),
                 summary_only: bool = typer.Option(False, "--summary-only",
                                                   help="Run nothing: print the table of what --out holds so far (other options ignored)."),
+                shard: Optional[str] = typer.Option(None, "--shard", help="Run only slice i/n (0-based) of the (question, strategy) "
+                                                    "pairs; join with bbm merge."),
                 model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                 device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                 backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
@@ -389,6 +391,7 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                 data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
     from backtrack.compare import run_compare, summarise_run_dir
+    from backtrack.shard import parse_shard
     from backtrack.strategies import StrategyConfig, items_from_traces, read_questions
     from bigbench_mistake.dataset import load_all
 
@@ -404,6 +407,7 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
             items = [i for n, i in enumerate(items) if limit is None or sum(j.task == i.task for j in items[:n]) < limit]
         if not items:
             raise ValueError("no questions selected")
+        parse_shard(shard)  # a bad --shard fails before the model loads
         generator = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
                                        logprobs_mode, request_timeout, retries)
 
@@ -411,7 +415,7 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
             return _make_locator(locator, seed, data_dir, _cache_dir(cache_dir), counting_generator)
 
         return run_compare(items, names, config, generator, out, locator_spec=locator, make_locator=make,
-                           progress=lambda line: typer.echo(line, err=True))
+                           progress=lambda line: typer.echo(line, err=True), shard=shard)
 
     emit(guarded(run), as_json, render_compare)
 
@@ -431,6 +435,7 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
              limit: Optional[int] = typer.Option(None, "--limit", help="First N traces per task."),
              traces_files: Optional[List[Path]] = typer.Option(None, "--traces", help="JSONL traces with gold labels (default: the dataset)."),
              reasoning_tokens: int = typer.Option(96, "--reasoning-tokens", help="cot-step: tokens for the reasoning line."),
+             shard: Optional[str] = typer.Option(None, "--shard", help="Run only slice i/n (0-based) of the traces; join with bbm merge."),
              model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
              device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
              backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
@@ -438,6 +443,7 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
              data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from bigbench_mistake.dataset import load_traces
+    from backtrack.shard import parse_shard
     from reward_model.prompt_finders import FinderConfig, run_find, select_traces
 
     def run() -> dict:
@@ -445,9 +451,10 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
         traces = select_traces(load_traces(traces_files, data_dir, tasks), limit)
         if not traces:
             raise ValueError("no traces selected")
+        parse_shard(shard)  # a bad --shard fails before the model loads
         generator = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
                                        logprobs_mode, request_timeout, retries)
-        return run_find(traces, config, generator, out, progress=lambda line: typer.echo(line, err=True))
+        return run_find(traces, config, generator, out, progress=lambda line: typer.echo(line, err=True), shard=shard)
 
     emit(guarded(run), as_json, render_find)
 
@@ -602,7 +609,7 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
                  rm_seed: int = typer.Option(0, "--rm-seed", help="Seed of the simulated reward model."),
                  samples: int = BtSamples, temperature: float = BtTemperature, selection: str = BtSelection,
                  seed: int = BtSeed, max_steps: int = BtMaxSteps, max_step_tokens: int = BtMaxStepTokens,
-                 batch_size: int = BtBatch,
+                 batch_size: int = BtBatch, shard: Optional[str] = BtShard,
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
@@ -611,12 +618,13 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
                  as_json: bool = JsonOut) -> None:
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
     from backtrack.cache import OutcomeCache
-    from backtrack.rundir import RunDir
-    from backtrack.simulate import SimulateConfig, plot_simulate, run_simulate, summarise_simulate, simulated_draws
+    from backtrack.shard import parse_shard
+    from backtrack.simulate import PLOT_FILE, SimulateConfig, plot_simulate, run_simulate, simulated_draws, summarise_simulate
     from bigbench_mistake.dataset import load_all
 
     def run() -> dict:
         levels = tuple(float(a) for a in accuracies.split(",") if a.strip())
+        parse_shard(shard)  # a bad --shard fails before the model loads
         all_traces = load_all(data_dir)
         traces = _select_traces(all_traces, tasks, limit)
         cache = _cache_dir(cache_dir)
@@ -626,14 +634,14 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
                              batch_size=batch_size,
                              backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
                                                          max_step_tokens, batch_size))
-        run_dir = RunDir(out, cfg.to_json())
-        draws = simulated_draws(traces, all_traces, rm_seed)
+        run_dir, mine, write = _sharded_run(out, cfg.to_json(), traces, shard)
+        draws = simulated_draws(mine, all_traces, rm_seed)
         outcome_cache = OutcomeCache(cache / "backtrack_outcomes.jsonl")
         done = run_dir.done_keys()
-        computed = run_simulate(traces, draws, gen, cfg, outcome_cache, run_dir.append, done)
-        results = summarise_simulate(traces, draws, run_dir.records(), levels)
+        computed = run_simulate(mine, draws, gen, cfg, outcome_cache, write, done)
+        results = summarise_simulate(run_dir.records(), levels)
         run_dir.write_results(results)
-        plot = plot_simulate(results, str(out / "figure2.png"))
+        plot = plot_simulate(results, str(out / PLOT_FILE))
         return {"run_dir": str(out), "model": gen.name, "pairs_computed": computed,
                 "cache_hits": outcome_cache.hits, "plot": plot, "results": results}
 

@@ -3,20 +3,27 @@
 Records (samples.jsonl) are keyed "<strategy>::<item id>" and written one by one; the loop goes
 question by question (every strategy on a question before the next question), taking the tasks in
 turn, so an interrupted run compares the strategies on the same questions of every task so far,
-and rerunning resumes it.
+and rerunning resumes it. With --shard i/n, a machine takes every n-th (question, strategy) pair.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from reward_model.locator import Locator
 
 from .generator import Generator
 from .rundir import CONFIG, RESULTS, SAMPLES, RunDir
-from .strategies import NEEDS_LOCATOR, CountingGenerator, Item, StrategyConfig, get_strategy
+from .strategies import (
+    NEEDS_LOCATOR,
+    CountingGenerator,
+    Item,
+    StrategyConfig,
+    get_strategy,
+)
 
 PLOT = "accuracy_vs_tokens.png"
 
@@ -39,7 +46,7 @@ def round_robin(items: Sequence[Item]) -> list[Item]:
 
 def compare_config(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator_name: str,
                    locator_spec: str | None) -> dict[str, Any]:
-    return {"command": "compare", "strategies": list(strategies), "strategy_config": config.to_json(),
+    return {"kind": "compare", "command": "compare", "strategies": list(strategies), "strategy_config": config.to_json(),
             "generator": generator_name, "locator": locator_spec, "n_questions": len(items),
             "questions": questions_digest(items)}
 
@@ -47,30 +54,36 @@ def compare_config(items: Sequence[Item], strategies: Sequence[str], config: Str
 def run_compare(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator: Generator,
                 out: str | Path, locator_spec: str | None = None,
                 make_locator: Callable[[Generator], Locator] | None = None,
-                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[str], None] | None = None, shard: str | None = None) -> dict[str, Any]:
     """Run every strategy on every item (resuming), write results.json and the plot, return the summary.
 
     make_locator gets the counting generator, so a locator that asks the model is charged to the
-    strategy that used it."""
+    strategy that used it. The run's items are (question, strategy) pairs, question by question;
+    shard "i/n" runs only that slice of them (join the slices with bbm merge)."""
+    from .shard import ITEM_INDEX, parse_shard, with_shard
+
     for name in strategies:
         get_strategy(name)
     needs = [s for s in strategies if s in NEEDS_LOCATOR]
     if needs and make_locator is None:
         raise ValueError(f"{', '.join(needs)} need(s) a locator (--locator)")
-    run = RunDir(out, compare_config(items, strategies, config, generator.name, locator_spec if needs else None))
+    pairs = [(item, name) for item in round_robin(items) for name in strategies]
+    part = parse_shard(shard)
+    run = RunDir(out, with_shard(compare_config(items, strategies, config, generator.name, locator_spec if needs else None),
+                                 part, len(pairs)))
     done = run.done_keys()
     counter = CountingGenerator(generator)
     locator = make_locator(counter) if needs and make_locator else None
-    for n, item in enumerate(round_robin(items), start=1):
-        for name in strategies:
-            key = f"{name}::{item.id}"
-            if key in done:
-                continue
-            [result] = get_strategy(name)([item], config, counter, locator)
-            run.append(result.to_record())
-            if progress:
-                progress(f"[{n}/{len(items)}] {name} {item.id}: {'correct' if result.correct else result.invalid_reason or 'wrong'}"
-                         f" ({result.tokens} tokens, {result.calls} calls, {result.seconds:.1f}s)")
+    mine = part.select(pairs)
+    for n, (position, (item, name)) in enumerate(mine, start=1):
+        key = f"{name}::{item.id}"
+        if key in done:
+            continue
+        [result] = get_strategy(name)([item], config, counter, locator)
+        run.append({**result.to_record(), ITEM_INDEX: position})
+        if progress:
+            progress(f"[{n}/{len(mine)}] {name} {item.id}: {'correct' if result.correct else result.invalid_reason or 'wrong'}"
+                     f" ({result.tokens} tokens, {result.calls} calls, {result.seconds:.1f}s)")
     return _write_summary(run)
 
 
@@ -78,10 +91,19 @@ def _write_summary(run: RunDir) -> dict[str, Any]:
     return _summary_files(run.path, run.config, list(run.records()), run.dropped_partial_lines)
 
 
+def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of a compare run from its config and records (what bbm merge recomputes)."""
+    return {**summarise_compare(records, config["strategies"]), "config": config}
+
+
+def plot_after_merge(results: dict[str, Any], out_dir) -> str | None:
+    """bbm merge's hook: the merged run directory gets the plot an unsharded run draws."""
+    return plot_compare(results, Path(out_dir) / PLOT)
+
+
 def _summary_files(path: Path, config: dict[str, Any], records: list[dict[str, Any]], dropped: int) -> dict[str, Any]:
-    summary = summarise_compare(records, config["strategies"])
-    summary.update(run_dir=str(path), dropped_partial_lines=dropped, config=config,
-                   plot=plot_compare(summary, path / PLOT))
+    summary = results_from_records(config, records)
+    summary.update(run_dir=str(path), dropped_partial_lines=dropped, plot=plot_compare(summary, path / PLOT))
     tmp = path / (RESULTS + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path / RESULTS)

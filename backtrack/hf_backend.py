@@ -198,12 +198,13 @@ class HFGenerator:
         return out.logits
 
     def _prefill(self, tokens: list[int]):
-        """(DynamicCache holding all of `tokens`, float32 logits after the last token), reusing the store."""
+        """(GrowingCache holding all of `tokens`, float32 logits after the last token), reusing the store."""
         import torch
-        from transformers import DynamicCache
+
+        from .kv_cache import GrowingCache
 
         n, kv = self.store.lookup(tokens)
-        cache = DynamicCache(kv) if kv else DynamicCache()
+        cache = GrowingCache(self.model.config, kv)
         rest = torch.tensor([tokens[n:]], device=self.device)
         positions = torch.arange(n, len(tokens), device=self.device)[None]
         mask = torch.ones(1, len(tokens), dtype=torch.long, device=self.device)
@@ -219,7 +220,8 @@ class HFGenerator:
 
     def greedy_raw(self, prompts: Sequence[str], max_tokens: int) -> list[RawStep]:
         import torch
-        from transformers import DynamicCache
+
+        from .kv_cache import GrowingCache
 
         if max_tokens < 1:
             raise ValueError("max_tokens must be >= 1")
@@ -243,7 +245,7 @@ class HFGenerator:
             mask = torch.zeros(len(toks), width, dtype=torch.long, device=self.device)
             for i, n in enumerate(lengths):
                 mask[i, width - n:] = 1
-            results = self._decode(DynamicCache(kv), mask, torch.stack(logits), torch.tensor(lengths, device=self.device),
+            results = self._decode(GrowingCache(self.model.config, kv), mask, torch.stack(logits), torch.tensor(lengths, device=self.device),
                                    max_tokens, pick=self._greedy_pick, keep=(toks, lengths))
         return results
 
@@ -344,22 +346,27 @@ class HFGenerator:
             return self._decode(cache, mask, logits[None].expand(n, -1), positions, max_tokens, pick)
 
     def _windowed(self, cache):
-        """The same cache, but sliding-window layers keep only their window, as model.generate's cache
-        does: the n sample rows then attend over the window, not n copies of the whole prefix. (Not for
-        greedy_steps, whose finished rows go back to the prefix store and so need every position.)"""
-        from transformers import DynamicCache
+        """The same cache, but sliding-window layers keep only their window: the n sample rows then
+        hold n copies of the window, not of the whole prefix. (Not for greedy_steps, whose finished
+        rows go back to the prefix store and so need every position.)"""
+        from .kv_cache import GrowingCache
 
-        windowed = DynamicCache(config=self.model.config)
-        if len(windowed.layers) != len(cache.layers) or not any(layer.is_sliding for layer in windowed.layers):
+        if not any(layer.is_sliding for layer in cache.layers):
             return cache
+        windowed = GrowingCache(self.model.config, history=False)
         for mine, full in zip(windowed.layers, cache.layers):
-            mine.update(full.keys, full.values)
+            if mine.is_sliding:
+                start = mine.window_start(full.cumulative_length)
+                mine.restore(full.keys[:, :, start:], full.values[:, :, start:], full.cumulative_length)
+            else:
+                mine.update(full.keys, full.values)
         return windowed
 
     # ------------------------------------------------------------------ scoring
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         import torch
-        from transformers import DynamicCache
+
+        from .kv_cache import GrowingCache
 
         out = []
         with torch.inference_mode():
@@ -373,7 +380,7 @@ class HFGenerator:
                     continue
                 total = torch.log_softmax(last, -1)[ids[0]].item()
                 if len(ids) > 1:
-                    c = DynamicCache(kv)
+                    c = GrowingCache(self.model.config, kv)
                     inp = torch.tensor([ids[:-1]], device=self.device)
                     mask = torch.ones(1, len(toks) + len(ids) - 1, dtype=torch.long, device=self.device)
                     pos = torch.arange(len(toks), len(toks) + len(ids) - 1, device=self.device)[None]

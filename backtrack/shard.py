@@ -10,7 +10,8 @@ per finished item, as RunDir keeps them) carry `item_index` = p, the item's posi
 0..n-1 of the same n, each complete (exactly its positions) and disjoint, then writes one run
 directory: the unsharded config, the records in the original item order, and results.json
 recomputed by the same function the unsharded run uses (looked up by the config's "kind" in
-RESULTS_FUNCTIONS, or given). The merged directory is then the directory an unsharded run writes.
+RESULTS_FUNCTIONS, or given), and the run's plot where it has one (PLOT_FUNCTIONS). The merged
+directory is then the directory an unsharded run writes.
 """
 from __future__ import annotations
 
@@ -33,6 +34,15 @@ RESULTS_FUNCTIONS: dict[str, str] = {
     "backtrack": "backtrack.experiment:results_from_records",
     "generate": "backtrack.generate:results_from_records",
     "pipeline": "backtrack.pipeline:results_from_records",
+    "find": "reward_model.prompt_finders:results_from_records",
+    "simulate": "backtrack.simulate:results_from_records",
+    "compare": "backtrack.compare:results_from_records",
+}
+
+#: run kind -> "module:function(results, out_dir)" drawing the run's plot into a merged directory.
+PLOT_FUNCTIONS: dict[str, str] = {
+    "simulate": "backtrack.simulate:plot_after_merge",
+    "compare": "backtrack.compare:plot_after_merge",
 }
 
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
@@ -167,5 +177,8 @@ def merge_runs(out: str | Path, run_dirs: Sequence[str | Path],
         run.append(r)
     results = fn(run.config, records)
     run.write_results(results)
+    if results_fn is None and merged_config.get("kind") in PLOT_FUNCTIONS:
+        module, _, name = PLOT_FUNCTIONS[merged_config["kind"]].partition(":")
+        getattr(importlib.import_module(module), name)(results, out_dir)
     return {"out": str(out_dir), "shards": count, "n_items": n_items, "records": len(records),
             "from": [str(shards[i]) for i in range(count)], "results": results}  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ sweep costs at most two backtracks per trace, and each level is still an exact s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from bigbench_mistake.records import Trace
@@ -39,6 +40,11 @@ class SimulateConfig:
         return {"kind": "simulate", **asdict(self)}
 
 
+def plot_after_merge(results: dict[str, Any], out_dir) -> str:
+    """bbm merge's hook: the merged run directory gets the plot an unsharded run draws."""
+    return plot_simulate(results, str(Path(out_dir) / PLOT_FILE))
+
+
 def simulated_draws(traces: Sequence[Trace], distribution_traces: Sequence[Trace], seed: int
                     ) -> dict[str, tuple[float, int | None]]:
     """Per trace: (u, wrong location), as reward_model.simple.SimulatedLocator draws them, so that
@@ -54,68 +60,92 @@ def level_location(draw: tuple[float, int | None], gold: int | None, accuracy: f
     return gold if u < accuracy else wrong
 
 
-def pair_key(trace_id: str, location: int | None) -> str:
-    return f"{trace_id}@{'none' if location is None else location}"
+def trace_record(t: Trace, draw: tuple[float, int | None], outcomes: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """One record per trace: the trace, its simulated draw, and the outcome of backtracking it at
+    every location some level needs. Results are computed from these records alone."""
+    backtracked = []
+    for loc in sorted(outcomes):
+        o = outcomes[loc]
+        after = answer_fields(t.task, o["steps"], t.target)
+        backtracked.append({"location": loc, "status": after["status"], "answer": after["answer"],
+                            **{k: v for k, v in o.items() if k != "location"}})
+    return {"key": t.id, **t.to_record(), "status_before": answer_fields(t.task, t.steps, t.target)["status"],
+            "draw": {"u": draw[0], "wrong_location": draw[1]}, "backtracked": backtracked}
 
 
 def run_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | None]], generator: Generator,
                  cfg: SimulateConfig, cache: OutcomeCache,
                  write: Callable[[dict[str, Any]], None], done: set[str],
                  on_batch: Callable[[int], None] | None = None) -> int:
-    """Backtrack every (trace, location) pair some level needs and is not yet in the run directory."""
-    pairs: list[tuple[Trace, int]] = []
+    """Backtrack every (trace, location) pair some level needs, for the traces not yet in the run
+    directory, batching pairs across traces; a trace's record is written once all its pairs are done.
+    Returns the number of pairs backtracked (or found in the outcome cache)."""
+    needed: dict[str, list[int]] = {}
     for t in traces:
-        for loc in {level_location(draws[t.id], t.mistake_index, a) for a in cfg.accuracies}:
-            if loc is not None and pair_key(t.id, loc) not in done:
-                pairs.append((t, loc))
+        if t.id not in done:
+            needed[t.id] = sorted({loc for a in cfg.accuracies
+                                   if (loc := level_location(draws[t.id], t.mistake_index, a)) is not None})
+    by_id = {t.id: t for t in traces}
+    got: dict[str, dict[int, dict[str, Any]]] = {tid: {} for tid in needed}
+    for tid, locs in needed.items():
+        if not locs:  # every level keeps this trace as it is: nothing to backtrack
+            write(trace_record(by_id[tid], draws[tid], {}))
+    pairs = [(by_id[tid], loc) for tid, locs in needed.items() for loc in locs]
     for start in range(0, len(pairs), cfg.batch_size):
         batch = pairs[start:start + cfg.batch_size]
         outcomes = backtrack_with_cache([t for t, _ in batch], [loc for _, loc in batch], generator,
                                         cfg.backtrack, cache)
         for (t, loc), o in zip(batch, outcomes):
-            after = answer_fields(t.task, o["steps"], t.target)
-            write({"key": pair_key(t.id, loc), "id": t.id, "task": t.task, "location": loc,
-                   "status": after["status"], "answer": after["answer"],
-                   **{k: v for k, v in o.items() if k not in ("location",)}})
+            got[t.id][loc] = o
+            if len(got[t.id]) == len(needed[t.id]):
+                write(trace_record(t, draws[t.id], got.pop(t.id)))
         if on_batch:
             on_batch(len(batch))
     return len(pairs)
 
 
-def summarise_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | None]],
-                       records: Iterable[dict[str, Any]], accuracies: Sequence[float]) -> dict[str, Any]:
-    """Per level and task: Δaccuracy✓, Δaccuracy✗, net Δaccuracy; then the break-even accuracy (where
-    the net change crosses zero, linearly interpolated between levels; None if it never does)."""
-    status_at = {r["key"]: r["status"] for r in records}
-    before = {t.id: answer_fields(t.task, t.steps, t.target)["status"] for t in traces}
-    by_task: dict[str, list[Trace]] = {}
-    for t in traces:
-        by_task.setdefault(t.task, []).append(t)
-    by_task_all = dict(by_task, overall=list(traces))
+def summarise_simulate(records: Iterable[dict[str, Any]], accuracies: Sequence[float]) -> dict[str, Any]:
+    """Per level and task: Δaccuracy✓, Δaccuracy✗, net Δaccuracy; then the break-even accuracy (see
+    break_even). Uses the per-trace records only (trace_record), so merged shards summarise alike."""
+    records = list(records)
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_task.setdefault(r["task"], []).append(r)
+    by_task_all = dict(by_task, overall=records)
 
-    def status_after(t: Trace, acc: float) -> str:
-        loc = level_location(draws[t.id], t.mistake_index, acc)
-        return before[t.id] if loc is None else status_at[pair_key(t.id, loc)]
+    def location(r: dict[str, Any], acc: float) -> int | None:
+        return level_location((r["draw"]["u"], r["draw"]["wrong_location"]), r["mistake_index"], acc)
+
+    def status_after(r: dict[str, Any], acc: float) -> str:
+        loc = location(r, acc)
+        if loc is None:
+            return r["status_before"]
+        return next(b["status"] for b in r["backtracked"] if b["location"] == loc)
 
     levels: dict[str, dict[str, Any]] = {}
-    for name, ts in by_task_all.items():
+    for name, rs in by_task_all.items():
         rows = []
+        right = [r for r in rs if r["status_before"] == "correct"]
+        wrong = [r for r in rs if r["status_before"] != "correct"]
         for acc in accuracies:
-            right = [t for t in ts if before[t.id] == "correct"]
-            wrong = [t for t in ts if before[t.id] != "correct"]
-            r_after = sum(status_after(t, acc) == "correct" for t in right)
-            w_after = sum(status_after(t, acc) == "correct" for t in wrong)
-            measured = sum(level_location(draws[t.id], t.mistake_index, acc) == t.mistake_index for t in ts)
+            r_after = sum(status_after(r, acc) == "correct" for r in right)
+            w_after = sum(status_after(r, acc) == "correct" for r in wrong)
+            measured = sum(location(r, acc) == r["mistake_index"] for r in rs)
             rows.append({
                 "accuracy_rm": acc,
-                "measured_accuracy_rm": round(measured / len(ts), 4),
+                "measured_accuracy_rm": round(measured / len(rs), 4) if rs else None,
                 "delta_acc_correct": round(100.0 * (r_after - len(right)) / len(right), 2) if right else None,
                 "delta_acc_wrong": round(100.0 * w_after / len(wrong), 2) if wrong else None,
-                "delta_acc_net": round(100.0 * (r_after + w_after - len(right)) / len(ts), 2),
+                "delta_acc_net": round(100.0 * (r_after + w_after - len(right)) / len(rs), 2) if rs else None,
                 "n_correct": len(right), "n_wrong": len(wrong),
             })
         levels[name] = {"levels": rows, "break_even_accuracy_rm": break_even(rows)}
     return {"tasks": {k: v for k, v in levels.items() if k != "overall"}, "overall": levels["overall"]}
+
+
+def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json of a simulate run (what bbm merge recomputes)."""
+    return summarise_simulate(records, config["accuracies"])
 
 
 def break_even(rows: Sequence[dict[str, Any]]) -> float | None:
@@ -130,6 +160,9 @@ def break_even(rows: Sequence[dict[str, Any]]) -> float | None:
         return pts[0][0]
     (a0, d0), (a1, d1) = pts[last_negative], pts[last_negative + 1]
     return round(a0 + (a1 - a0) * (-d0) / (d1 - d0), 4)
+
+
+PLOT_FILE = "figure2.png"
 
 
 def plot_simulate(summary: dict[str, Any], path: str) -> str:

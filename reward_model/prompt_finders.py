@@ -250,48 +250,59 @@ def select_traces(traces: Sequence[Trace], limit: int | None) -> list[Trace]:
     return out
 
 
-def run_find(traces: Sequence[Trace], config: FinderConfig, generator: Generator, out, progress=None) -> dict[str, Any]:
+def run_find(traces: Sequence[Trace], config: FinderConfig, generator: Generator, out, progress=None,
+             shard: str | None = None) -> dict[str, Any]:
     """Predict the first mistake of each trace with one finder (resumable run directory keyed by
-    trace id), then score the predictions with the foundation metrics next to the baselines."""
+    trace id), then score the predictions with the foundation metrics next to the baselines.
+    With shard "i/n" only that slice of the traces is run (join the slices with bbm merge)."""
     import time
 
     from backtrack.rundir import RunDir
+    from backtrack.shard import ITEM_INDEX, parse_shard, with_shard
     from backtrack.strategies import CountingGenerator
-    from bigbench_mistake.metrics import baselines, mistake_finding_scores
 
+    part = parse_shard(shard)
     ids = sorted(t.id for t in traces)
-    run = RunDir(out, {"command": "find", "finder": {"method": config.method, "mode": config.mode,
-                                                     "answer_tokens": config.answer_tokens,
-                                                     "reasoning_tokens": config.reasoning_tokens},
-                       "generator": generator.name, "n_traces": len(traces),
-                       "traces": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]},
-                 key_field="id")
+    config_json = {"kind": "find", "command": "find",
+                   "finder": {"method": config.method, "mode": config.mode, "answer_tokens": config.answer_tokens,
+                              "reasoning_tokens": config.reasoning_tokens},
+                   "generator": generator.name, "n_traces": len(traces),
+                   "traces": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]}
+    run = RunDir(out, with_shard(config_json, part, len(traces)), key_field="id")
+    mine = part.select(traces)
     done = run.done_keys()
     counter = CountingGenerator(generator)
     finder = PromptFinder(counter, config)
-    for n, t in enumerate(traces, start=1):
+    for n, (position, t) in enumerate(mine, start=1):
         if t.id in done:
             continue
         tokens0, calls0 = counter.snapshot()
         start = time.perf_counter()
         [r] = finder.find([t])
-        record = {"id": t.id, "task": t.task, "mistake_index": t.mistake_index, **r.to_dict(),
-                  "tokens": counter.tokens - tokens0, "calls": counter.calls - calls0,
-                  "seconds": round(time.perf_counter() - start, 3)}
+        record = {**t.to_record(), **r.to_dict(), "tokens": counter.tokens - tokens0, "calls": counter.calls - calls0,
+                  "seconds": round(time.perf_counter() - start, 3), ITEM_INDEX: position}
         run.append(record)
         if progress:
-            progress(f"[{n}/{len(traces)}] {t.id}: predicted {r.index}, gold {t.mistake_index} ({record['calls']} calls)")
-    records = {r["id"]: r for r in run.records()}
-    preds = {tid: r["predicted_mistake_index"] for tid, r in records.items()}
-    scored = [t for t in traces if t.id in preds]
-    result = {"run_dir": str(run.path), "method": config.method, "mode": config.mode, "generator": generator.name,
-              "scores": mistake_finding_scores(traces, preds), "baselines": baselines(scored),
-              "unparsed": sum(r["unparsed"] for r in records.values()),
-              "calls": sum(r["calls"] for r in records.values()),
-              "tokens": sum(r["tokens"] for r in records.values()),
-              "seconds": round(sum(r["seconds"] for r in records.values()), 2)}
+            progress(f"[{n}/{len(mine)}] {t.id}: predicted {r.index}, gold {t.mistake_index} ({record['calls']} calls)")
+    result = {"run_dir": str(run.path), **results_from_records(run.config, list(run.records()))}
     run.write_results(result)
     return result
+
+
+def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json of a find run from its records alone (each holds its trace), so bbm merge can
+    recompute it for joined shards."""
+    from bigbench_mistake.metrics import baselines, mistake_finding_scores
+
+    traces = [Trace(r["task"], r["id"], r["input"], tuple(r["steps"]), r["answer"], r["target"], r["mistake_index"])
+              for r in records]
+    preds = {r["id"]: r["predicted_mistake_index"] for r in records}
+    return {"method": config["finder"]["method"], "mode": config["finder"]["mode"], "generator": config["generator"],
+            "scores": mistake_finding_scores(traces, preds), "baselines": baselines(traces),
+            "unparsed": sum(r["unparsed"] for r in records),
+            "calls": sum(r["calls"] for r in records),
+            "tokens": sum(r["tokens"] for r in records),
+            "seconds": round(sum(r["seconds"] for r in records), 2)}
 
 
 def prompt_locator(arg: str | None, generator: Generator | None) -> PromptFinder:
