@@ -4,6 +4,12 @@ Records (samples.jsonl) are keyed "<strategy>::<item id>" and written one by one
 question by question (every strategy on a question before the next question), taking the tasks in
 turn, so an interrupted run compares the strategies on the same questions of every task so far,
 and rerunning resumes it. With --shard i/n, a machine takes every n-th (question, strategy) pair.
+
+Cost columns. tokens and calls count what a strategy needs on its own. The strategies of one
+question share a memory of model calls (strategies.MemoGenerator): sc-weighted votes over the very
+samples self-consistency drew, and backtrack starts from cot's greedy trace, so those calls are
+answered from memory -- counted in tokens and calls, listed as reused_calls, and not paid again in
+seconds. seconds is therefore the wall time each strategy took in this run, after the reuse.
 """
 from __future__ import annotations
 
@@ -17,13 +23,7 @@ from reward_model.locator import Locator
 
 from .generator import Generator
 from .rundir import CONFIG, RESULTS, SAMPLES, RunDir
-from .strategies import (
-    NEEDS_LOCATOR,
-    CountingGenerator,
-    Item,
-    StrategyConfig,
-    get_strategy,
-)
+from .strategies import NEEDS_LOCATOR, CountingGenerator, Item, MemoGenerator, StrategyConfig, get_strategy
 
 PLOT = "accuracy_vs_tokens.png"
 
@@ -72,15 +72,21 @@ def run_compare(items: Sequence[Item], strategies: Sequence[str], config: Strate
     run = RunDir(out, with_shard(compare_config(items, strategies, config, generator.name, locator_spec if needs else None),
                                  part, len(pairs)))
     done = run.done_keys()
-    counter = CountingGenerator(generator)
+    memo = MemoGenerator(generator)  # one question's calls, shared by its strategies (see MemoGenerator)
+    counter = CountingGenerator(memo)
     locator = make_locator(counter) if needs and make_locator else None
     mine = part.select(pairs)
+    current = None
     for n, (position, (item, name)) in enumerate(mine, start=1):
         key = f"{name}::{item.id}"
         if key in done:
             continue
+        if item.id != current:
+            memo.clear()
+            current = item.id
+        hits = memo.hits
         [result] = get_strategy(name)([item], config, counter, locator)
-        run.append({**result.to_record(), ITEM_INDEX: position})
+        run.append({**result.to_record(), "reused_calls": memo.hits - hits, ITEM_INDEX: position})
         if progress:
             progress(f"[{n}/{len(mine)}] {name} {item.id}: {'correct' if result.correct else result.invalid_reason or 'wrong'}"
                      f" ({result.tokens} tokens, {result.calls} calls, {result.seconds:.1f}s)")
@@ -143,6 +149,7 @@ def _block(rs: list[dict[str, Any]]) -> dict[str, Any]:
         "tokens": sum(r["tokens"] for r in rs), "mean_tokens": mean("tokens"),
         "calls": sum(r["calls"] for r in rs), "mean_calls": mean("calls"),
         "seconds": round(sum(r["seconds"] for r in rs), 2), "mean_seconds": mean("seconds"),
+        "reused_calls": sum(r.get("reused_calls", 0) for r in rs),
         # self-consistency: questions whose vote was a tie, and invalid samples over all questions
         "ties": sum(bool(r.get("vote", {}).get("tied")) for r in rs),
         "invalid_samples": sum(r.get("vote", {}).get("n_invalid", 0) for r in rs),

@@ -124,6 +124,49 @@ class CountingGenerator:
         return self.tokens, self.calls
 
 
+class MemoGenerator:
+    """The Generator protocol, answering a call it has answered before from memory.
+
+    In bbm compare, self-consistency and sc-weighted draw the same k samples (same prompts, seeds
+    and sample indexes) and backtrack starts from cot's greedy trace: with this each is generated
+    once. A key holds every argument of the call (prompt, token cap, temperature, seed, top-k, top-p),
+    so two different draws never share an entry. `hits` counts the calls answered from memory."""
+
+    def __init__(self, inner: Generator):
+        self.inner = inner
+        self.name = inner.name
+        self.memo: dict[tuple, Any] = {}
+        self.hits = 0
+
+    def clear(self) -> None:
+        self.memo.clear()
+
+    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
+        keys = [("greedy", p, max_tokens) for p in prompts]
+        todo = list(dict.fromkeys(p for p, k in zip(prompts, keys) if k not in self.memo))
+        self.hits += len(prompts) - len(todo)
+        for p, step in zip(todo, self.inner.greedy_steps(todo, max_tokens) if todo else []):
+            self.memo[("greedy", p, max_tokens)] = step
+        return [self.memo[k] for k in keys]
+
+    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
+                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        key = ("sample", prompt, n, temperature, seed, max_tokens, top_k, top_p)
+        if key in self.memo:
+            self.hits += 1
+        else:
+            self.memo[key] = self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p)
+        return list(self.memo[key])
+
+    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        key = ("logprob", prompt, tuple(continuations))
+        if key in self.memo:
+            self.hits += 1
+        else:
+            self.memo[key] = self.inner.logprob(prompt, continuations)
+        return list(self.memo[key])
+
+
 def counting(generator: Generator) -> CountingGenerator:
     return generator if isinstance(generator, CountingGenerator) else CountingGenerator(generator)
 

@@ -159,6 +159,33 @@ def test_compare_run_dir_resumes(gen, tmp_path):
         run_compare(ITEMS, ["sc-weighted"], cfg, gen, tmp_path / "other")
 
 
+def test_compare_generates_shared_calls_once(gen, tmp_path):
+    """sc-weighted votes over the samples self-consistency drew, backtrack starts from cot's trace:
+    those calls come from the memo (counted in tokens and calls, listed as reused)."""
+    from backtrack.strategies import MemoGenerator
+    from reward_model.simple import RandomLocator
+
+    cfg = StrategyConfig(max_steps=3, max_step_tokens=12, sc_samples=2)
+    spy = Recorder(gen)
+    run_compare(ITEMS[:1], ["cot", "backtrack", "self-consistency", "sc-weighted"], cfg, spy, tmp_path / "run",
+                locator_spec="random", make_locator=lambda g: RandomLocator(seed=0))
+    rows = {r["strategy"]: r for r in map(json.loads, (tmp_path / "run" / "samples.jsonl").read_text().splitlines())}
+    assert rows["cot"]["reused_calls"] == 0 and rows["self-consistency"]["reused_calls"] == 0
+    assert rows["backtrack"]["reused_calls"] >= 1 and rows["backtrack"]["original_steps"] == rows["cot"]["steps"]
+    assert rows["sc-weighted"]["samples"] == rows["self-consistency"]["samples"]
+    assert rows["sc-weighted"]["reused_calls"] == rows["self-consistency"]["calls"]
+    assert rows["sc-weighted"]["tokens"] == rows["self-consistency"]["tokens"]  # the cost it needs on its own
+    sampled = [p for kind, p in spy.prompts if kind == "sample"]
+    assert len(sampled) == rows["self-consistency"]["calls"] + 1  # + backtrack's one call for its 8 samples
+    # a key holds every sampling argument: another seed or temperature is a new call
+    memo = MemoGenerator(gen)
+    a = memo.sample_steps("Q: 1 + 1 =", 1, 1.0, 0, 6)
+    assert memo.sample_steps("Q: 1 + 1 =", 1, 1.0, 0, 6) == a and memo.hits == 1
+    memo.sample_steps("Q: 1 + 1 =", 1, 1.0, 1, 6)
+    memo.sample_steps("Q: 1 + 1 =", 1, 0.7, 0, 6)
+    assert memo.hits == 1
+
+
 def test_find_scores_with_foundation_metrics(gen, tmp_path):
     traces = traces_for_finders()
     out = run_find(traces, FinderConfig("direct-trace", "logprob"), gen, tmp_path / "find")
