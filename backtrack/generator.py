@@ -48,6 +48,14 @@ class Generator(Protocol):
         """n independent samples of the next step; the same arguments give the same samples."""
         ...
 
+    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
+                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        """One sample of the next step per prompt, prompt i drawn with seeds[i]: the Step that
+        sample_steps(prompts[i], 1, temperature, seeds[i], ...) returns (a backend may decode the
+        prompts together; batching may move log-probs in the last digits). Self-consistency uses it
+        to advance its k traces together."""
+        ...
+
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         """log P(continuation | prompt) for each continuation (sum over its tokens, temperature 1)."""
         ...

@@ -15,6 +15,8 @@ How it decodes (all internal; callers only see backtrack.generator.Generator):
   torch.Generator seeded by (seed, sample index), so a sample does not depend on n or on batching.
   Sampling uses the full softmax(logits / T) unless top_k / top_p are given explicitly; the returned
   log-prob is under the distribution actually sampled (after any top-k/top-p renormalisation).
+- sample_each decodes one sample for each of several prompts together, left-padded as greedy_steps
+  does; row i draws from the stream of (seeds[i], sample 0), as sample_steps(prompts[i], 1, ...) would.
 - greedy_steps reports the log-prob of its tokens at temperature 1 (greedy has no other distribution).
 - logprob(prompt, cont) scores tokenizer(cont, add_special_tokens=False) after the prompt's tokens,
   i.e. the tokens the model would have to emit to write `cont`.
@@ -219,12 +221,16 @@ class HFGenerator:
         return [r.to_step() for r in self.greedy_raw(prompts, max_tokens)]
 
     def greedy_raw(self, prompts: Sequence[str], max_tokens: int) -> list[RawStep]:
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        return self._decode_prompts(prompts, max_tokens, self._greedy_pick)
+
+    def _decode_prompts(self, prompts: Sequence[str], max_tokens: int, pick) -> list[RawStep]:
+        """One step for each prompt, decoded together; every finished row's cache goes to the store."""
         import torch
 
         from .kv_cache import GrowingCache
 
-        if max_tokens < 1:
-            raise ValueError("max_tokens must be >= 1")
         if not prompts:
             return []
         with torch.inference_mode():
@@ -245,9 +251,8 @@ class HFGenerator:
             mask = torch.zeros(len(toks), width, dtype=torch.long, device=self.device)
             for i, n in enumerate(lengths):
                 mask[i, width - n:] = 1
-            results = self._decode(GrowingCache(self.model.config, kv), mask, torch.stack(logits), torch.tensor(lengths, device=self.device),
-                                   max_tokens, pick=self._greedy_pick, keep=(toks, lengths))
-        return results
+            return self._decode(GrowingCache(self.model.config, kv), mask, torch.stack(logits),
+                                torch.tensor(lengths, device=self.device), max_tokens, pick=pick, keep=(toks, lengths))
 
     @staticmethod
     def _greedy_pick(logits, rows):
@@ -315,27 +320,11 @@ class HFGenerator:
                    top_k: int | None = None, top_p: float | None = None, first_index: int = 0) -> list[RawStep]:
         import torch
 
-        if n < 1 or max_tokens < 1:
-            raise ValueError("n and max_tokens must be >= 1")
-        if not temperature > 0 or math.isinf(temperature):
-            raise ValueError(f"temperature must be a positive number (use greedy_steps for temperature 0), got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError("top_k must be >= 1 (or None for no top-k)")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise ValueError("top_p must be in (0, 1] (or None for no top-p)")
-        gens = []
-        for i in range(first_index, first_index + n):
-            digest = hashlib.sha256(f"{seed}:{i}".encode()).digest()
-            gens.append(torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1))
-
-        def pick(logits, rows):
-            logp = filtered_logprobs(logits, temperature, top_k, top_p)
-            u = torch.stack([torch.rand((), generator=gens[r], dtype=torch.float64) for r in rows])
-            cdf = logp.double().exp().cpu().cumsum(dim=-1)
-            chosen = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0].clamp_(max=logits.shape[-1] - 1)
-            chosen = chosen.to(logits.device)
-            return chosen, logp.gather(1, chosen[:, None])[:, 0]
-
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        check_sampling(temperature, max_tokens, top_k, top_p)
+        pick = sampling_pick([sample_generator(seed, i) for i in range(first_index, first_index + n)],
+                             temperature, top_k, top_p)
         with torch.inference_mode():
             toks = self.encode(prompt)
             cache, logits = self._prefill(toks)
@@ -344,6 +333,16 @@ class HFGenerator:
             mask = torch.ones(n, len(toks), dtype=torch.long, device=self.device)
             positions = torch.full((n,), len(toks), device=self.device)
             return self._decode(cache, mask, logits[None].expand(n, -1), positions, max_tokens, pick)
+
+    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
+                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        """One sample per prompt, decoded together (left-padded, like greedy_steps); row i draws from
+        the stream of (seeds[i], sample 0), so it is sample_steps(prompts[i], 1, T, seeds[i])[0]."""
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        check_sampling(temperature, max_tokens, top_k, top_p)
+        pick = sampling_pick([sample_generator(s, 0) for s in seeds], temperature, top_k, top_p)
+        return [r.to_step() for r in self._decode_prompts(prompts, max_tokens, pick)]
 
     def _windowed(self, cache):
         """The same cache, but sliding-window layers keep only their window: the n sample rows then
@@ -389,6 +388,40 @@ class HFGenerator:
                     total += lp.sum().item()
                 out.append(total)
         return out
+
+
+def check_sampling(temperature: float, max_tokens: int, top_k: int | None, top_p: float | None) -> None:
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be >= 1")
+    if not temperature > 0 or math.isinf(temperature):
+        raise ValueError(f"temperature must be a positive number (use greedy_steps for temperature 0), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError("top_k must be >= 1 (or None for no top-k)")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError("top_p must be in (0, 1] (or None for no top-p)")
+
+
+def sample_generator(seed: int, index: int):
+    """The random stream of sample `index` under `seed` (independent of n and of batching)."""
+    import torch
+
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def sampling_pick(gens, temperature: float, top_k: int | None, top_p: float | None):
+    """_decode's pick for sampling: row r (original index) draws with gens[r] by inverting the CDF."""
+    import torch
+
+    def pick(logits, rows):
+        logp = filtered_logprobs(logits, temperature, top_k, top_p)
+        u = torch.stack([torch.rand((), generator=gens[r], dtype=torch.float64) for r in rows])
+        cdf = logp.double().exp().cpu().cumsum(dim=-1)
+        chosen = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0].clamp_(max=logits.shape[-1] - 1)
+        chosen = chosen.to(logits.device)
+        return chosen, logp.gather(1, chosen[:, None])[:, 0]
+
+    return pick
 
 
 def filtered_logprobs(logits, temperature: float, top_k: int | None, top_p: float | None):

@@ -133,8 +133,21 @@ class OpenAIGenerator:
                      top_k: int | None = None, top_p: float | None = None) -> list[Step]:
         if n < 1:
             raise ValueError("n must be >= 1")
+        self._check_sampling(temperature, top_k, top_p)
+        seeds = [sample_seed(seed, i) for i in range(n)]
+        return list(self._pool.map(lambda s: self._step(prompt, max_tokens, temperature, s, top_k, top_p), seeds))
+
+    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
+                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        self._check_sampling(temperature, top_k, top_p)
+        return list(self._pool.map(lambda ps: self._step(ps[0], max_tokens, temperature, sample_seed(ps[1], 0), top_k, top_p),
+                                   zip(prompts, seeds)))
+
+    def _check_sampling(self, temperature: float, top_k: int | None, top_p: float | None) -> None:
         if temperature <= 0:
-            raise ValueError("sample_steps needs temperature > 0 (use greedy_steps for temperature 0)")
+            raise ValueError("sampling needs temperature > 0 (use greedy_steps for temperature 0)")
         if (self.config.require_logprobs and self.config.logprobs_mode == "raw"
                 and not math.isclose(temperature, 1.0) and top_k is None and top_p is None):
             raise LogprobsUnavailable(
@@ -145,8 +158,6 @@ class OpenAIGenerator:
         if self.config.require_logprobs and self.config.logprobs_mode == "raw" and (top_k or top_p):
             raise LogprobsUnavailable("top-k/top-p sampling changes the sampled distribution but the server "
                                       "returns raw log-probs; use --logprobs-mode processed on vLLM or --no-logprobs")
-        seeds = [sample_seed(seed, i) for i in range(n)]
-        return list(self._pool.map(lambda s: self._step(prompt, max_tokens, temperature, s, top_k, top_p), seeds))
 
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         if self.config.logprobs_mode == "none":

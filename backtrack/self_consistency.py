@@ -71,6 +71,25 @@ def sample_trace(generator: Generator, spec: TaskSpec, input_text: str, question
     return decode_trace(next_step, max_steps)
 
 
+def sample_traces(generator: Generator, spec: TaskSpec, input_text: str, question_id: str, k: int, *,
+                  temperature: float, seed: int, max_steps: int, max_step_tokens: int,
+                  top_k: int | None = None, top_p: float | None = None) -> list[tuple[list[str], list[Step]]]:
+    """The k traces sample_trace draws for samples 0..k-1, advanced together: each round asks for the
+    next step of every unfinished trace in one sample_each call (same prompts, same seeds)."""
+    texts: list[list[str]] = [[] for _ in range(k)]
+    steps: list[list[Step]] = [[] for _ in range(k)]
+    live = list(range(k)) if max_steps > 0 else []
+    while live:
+        prompts = [spec.prompt(input_text, texts[i]) for i in live]
+        seeds = [step_seed(seed, question_id, i, len(texts[i])) for i in live]
+        for i, step in zip(live, generator.sample_each(prompts, temperature, seeds, max_step_tokens,
+                                                       top_k=top_k, top_p=top_p)):
+            steps[i].append(step)
+            texts[i].append(step.text)
+        live = [i for i in live if not trace_finished(steps[i][-1]) and len(texts[i]) < max_steps]
+    return list(zip(texts, steps))
+
+
 # ------------------------------------------------------------------ the vote pipeline
 @dataclass(frozen=True)
 class Ballot:

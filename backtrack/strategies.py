@@ -23,7 +23,7 @@ from reward_model.locator import Locator, locate
 from .decoding import DecodeConfig, TraceRequest, decode_traces
 from .generator import Generator, Step
 from .least_to_most import least_to_most as run_least_to_most
-from .self_consistency import extract_ballots, majority_vote, sample_trace, weighted_vote, winning_sample
+from .self_consistency import extract_ballots, majority_vote, sample_traces, weighted_vote, winning_sample
 
 
 # ------------------------------------------------------------------ items
@@ -116,6 +116,10 @@ class CountingGenerator:
                      top_k: int | None = None, top_p: float | None = None) -> list[Step]:
         return self._count(self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p))
 
+    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
+                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        return self._count(self.inner.sample_each(prompts, temperature, seeds, max_tokens, top_k=top_k, top_p=top_p))
+
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         self.calls += 1
         return self.inner.logprob(prompt, continuations)
@@ -157,6 +161,19 @@ class MemoGenerator:
         else:
             self.memo[key] = self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p)
         return list(self.memo[key])
+
+    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
+                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        # the key of sample_steps(prompt, 1, ...): the same draw, whichever call made it
+        keys = [("sample", p, 1, temperature, s, max_tokens, top_k, top_p) for p, s in zip(prompts, seeds)]
+        todo = [i for i, k in enumerate(keys) if k not in self.memo]
+        self.hits += len(keys) - len(todo)
+        if todo:
+            steps = self.inner.sample_each([prompts[i] for i in todo], temperature, [seeds[i] for i in todo],
+                                           max_tokens, top_k=top_k, top_p=top_p)
+            for i, step in zip(todo, steps):
+                self.memo[keys[i]] = [step]
+        return [self.memo[k][0] for k in keys]
 
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         key = ("logprob", prompt, tuple(continuations))
@@ -218,10 +235,10 @@ def cot(items: Sequence[Item], config: StrategyConfig, generator: Generator, loc
 
 def _sampled_traces(item: Item, gen: Generator, config: StrategyConfig) -> list[list[str]]:
     spec = get_task(item.task)
-    return [sample_trace(gen, spec, item.input, item.id, i, temperature=config.sc_temperature, seed=config.seed,
-                         max_steps=config.max_steps, max_step_tokens=config.max_step_tokens,
-                         top_k=config.sc_top_k, top_p=config.sc_top_p)[0]
-            for i in range(config.sc_samples)]
+    traces = sample_traces(gen, spec, item.input, item.id, config.sc_samples, temperature=config.sc_temperature,
+                           seed=config.seed, max_steps=config.max_steps, max_step_tokens=config.max_step_tokens,
+                           top_k=config.sc_top_k, top_p=config.sc_top_p)
+    return [texts for texts, _ in traces]
 
 
 def _vote_extra(spec, traces, vote) -> tuple[list[str], dict[str, Any]]:

@@ -4,7 +4,9 @@
     generator (prefix KV cache reused from step to step), greedy, one trace: same steps, tokens/s;
     the generator cold (empty cache) and warm (few-shot prompt cached by an earlier question);
 (b) 8 sequential one-sample calls vs one batched 8-sample call at one step (same 8 samples);
-(c) step-wise decoding of 8 traces with batch size 1 vs 8: tokens/s.
+(c) step-wise decoding of 8 traces with batch size 1 vs 8: tokens/s;
+(d) self-consistency's k sampled traces one at a time (sample_trace) vs advanced together
+    (sample_traces: one sample_each call per step): tokens/s, same traces.
 Prints tokens/s (per wall second and per CPU second of this process), ratios and the process's
 peak resident memory after each part.
 
@@ -60,6 +62,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8, help="(b)")
     ap.add_argument("--traces", type=int, default=8, help="(c)")
     ap.add_argument("--trace-steps", type=int, default=2, help="(c): steps per trace")
+    ap.add_argument("--sc-k", type=int, default=4, help="(d): self-consistency samples")
+    ap.add_argument("--sc-steps", type=int, default=3, help="(d): steps per sampled trace")
     ap.add_argument("--skip", default="", help="parts to skip, e.g. 'a' or 'ac'")
     args = ap.parse_args()
 
@@ -148,6 +152,25 @@ def main() -> None:
         same = sum(a.steps == b.steps for a, b in zip(outs[1], outs[len(reqs)]))
         print(f"(c) ratio batch {len(reqs)} / batch 1: {ratio(rates[len(reqs)], rates[1])} (target >= 2x); "
               f"identical traces: {same}/{len(reqs)}; peak RSS {peak_mib():.0f} MiB")
+
+    if "d" not in args.skip:
+        from backtrack.self_consistency import sample_trace, sample_traces
+
+        kw = dict(temperature=0.7, seed=0, max_steps=args.sc_steps, max_step_tokens=args.max_tokens)
+        gen.store.entries.clear()
+        gen.sample_raw(task.prompt(q.input), 1, 1.0, 0, 1)  # the prompt is warm for both sides
+        warm = list(gen.store.entries)
+        clock = Clock()
+        alone = [sample_trace(gen, task, q.input, q.id, i, **kw) for i in range(args.sc_k)]
+        alone_r = clock.rates(sum(s.n_tokens for _, steps in alone for s in steps))
+        gen.store.entries[:] = warm
+        clock = Clock()
+        together = sample_traces(gen, task, q.input, q.id, args.sc_k, **kw)
+        together_r = clock.rates(sum(s.n_tokens for _, steps in together for s in steps))
+        same = sum(a[0] == b[0] for a, b in zip(alone, together))
+        print(f"(d) self-consistency, {args.sc_k} traces x <= {args.sc_steps} steps: one at a time {alone_r}; "
+              f"together {together_r}; ratio {ratio(together_r, alone_r)}; identical traces: {same}/{args.sc_k}; "
+              f"peak RSS {peak_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -129,6 +129,18 @@ def test_seeds_reproduce_samples_and_samples_do_not_depend_on_n(tiny_generator, 
     assert [s.text for s in first + rest] == [s.text for s in a]
 
 
+def test_sample_each_is_sample_steps_of_each_prompt_decoded_together(tiny_generator):
+    prompts = [prompt("9 + 8 - 5 ="), prompt("1 + 1 ="), prompt("(3 * 4) - (2 + 7) * 5 =")]  # different lengths
+    seeds = [5, 6, 5]
+    together = tiny_generator.sample_each(prompts, 0.8, seeds, max_tokens=20)
+    for p, s, got in zip(prompts, seeds, together):
+        [alone] = tiny_generator.sample_steps(p, 1, 0.8, seed=s, max_tokens=20)
+        assert (got.text, got.n_tokens, got.stop_reason) == (alone.text, alone.n_tokens, alone.stop_reason)
+        assert got.logprob == pytest.approx(alone.logprob, abs=1e-4)
+    with pytest.raises(ValueError, match="seeds"):
+        tiny_generator.sample_each(prompts, 0.8, seeds[:2], max_tokens=20)
+
+
 def test_top_k_one_is_greedy(tiny_generator):
     p = prompt("0 + 6 =")
     greedy = tiny_generator.greedy_raw([p], 20)[0]

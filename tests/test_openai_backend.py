@@ -241,6 +241,15 @@ def test_samples_get_distinct_stable_seeds_and_run_concurrently():
     assert sample_seed(0, 1) != sample_seed(1, 0)
 
 
+def test_sample_each_sends_each_prompt_with_the_seed_sample_steps_would():
+    with Scripted(handler=lambda b: completion(" s", [" s", "\n"], [-1.0, -1.0]), delay_s=0.2) as s:
+        with gen(s.base_url, concurrency=4) as g:
+            steps = g.sample_each(["a", "b", "c"], 1.0, [7, 8, 9], max_tokens=4)
+        assert len(steps) == 3 and s.max_in_flight == 3
+        assert sorted((r["prompt"], r["seed"]) for r in s.requests) == [("a", sample_seed(7, 0)), ("b", sample_seed(8, 0)),
+                                                                       ("c", sample_seed(9, 0))]
+
+
 def test_logprob_sums_the_continuation_tokens():
     prompt, cont = "Q: 1+1?\nThought 1:", " It is 2."
     full = prompt + cont

@@ -32,6 +32,10 @@ class Recorder:
         self.prompts.append(("sample", prompt))
         return self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p)
 
+    def sample_each(self, prompts, temperature, seeds, max_tokens, top_k=None, top_p=None):
+        self.prompts += [("sample", p) for p in prompts]
+        return self.inner.sample_each(prompts, temperature, seeds, max_tokens, top_k=top_k, top_p=top_p)
+
     def logprob(self, prompt, continuations):
         self.prompts.append(("logprob", prompt))
         return self.inner.logprob(prompt, continuations)
@@ -157,6 +161,19 @@ def test_compare_run_dir_resumes(gen, tmp_path):
     assert summarise_run_dir(tmp_path / "run")["all"] == out["all"]  # --summary-only: reads, runs nothing
     with pytest.raises(ValueError):
         run_compare(ITEMS, ["sc-weighted"], cfg, gen, tmp_path / "other")
+
+
+def test_sample_traces_advances_k_traces_together_as_sample_trace_draws_them(gen):
+    from backtrack.self_consistency import sample_trace, sample_traces
+
+    spec = get_task("multistep_arithmetic")
+    kw = dict(temperature=1.0, seed=4, max_steps=3, max_step_tokens=10)
+    spy = Recorder(gen)
+    together = sample_traces(spy, spec, "(2 + 5) =", "q", 3, **kw)
+    alone = [sample_trace(gen, spec, "(2 + 5) =", "q", i, **kw) for i in range(3)]
+    assert [t for t, _ in together] == [t for t, _ in alone]
+    assert len({tuple(t) for t, _ in together}) > 1  # three different samples
+    assert sum(kind == "sample" for kind, _ in spy.prompts) == sum(len(t) for t, _ in together)
 
 
 def test_compare_generates_shared_calls_once(gen, tmp_path):
