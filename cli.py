@@ -349,16 +349,18 @@ def _cache_dir(cache_dir: Optional[Path]) -> Path:
 
 
 def render_compare(r: dict) -> str:
-    head = ["strategy", "n", "accuracy %", "invalid", "tokens/q", "calls/q", "s/q", "tokens", "calls", "seconds"]
+    head = ["strategy", "n", "accuracy %", "invalid", "tokens/q", "calls/q", "s/q", "tokens", "calls", "reused", "seconds"]
 
     def rows(block: dict) -> list[list[Any]]:
         return [[name, b["n"], b["accuracy"], b["invalid"], b["mean_tokens"], b["mean_calls"], b["mean_seconds"],
-                 b["tokens"], b["calls"], b["seconds"]] for name, b in block.items()]
+                 b["tokens"], b["calls"], b.get("reused_calls", 0), b["seconds"]] for name, b in block.items()]
 
     parts = [f"{task}\n{table(rows(block), head)}" for task, block in r["tasks"].items()]
     parts.append(f"all tasks\n{table(rows(r['all']), head)}")
     sc = {name: (b["ties"], b["invalid_samples"]) for name, b in r["all"].items() if name in ("self-consistency", "sc-weighted")}
     notes = "".join(f"\n{name}: {t} tied vote(s), {i} invalid sample answer(s) (counted, not voted)" for name, (t, i) in sc.items())
+    notes += ("\nreused: calls answered from the question's shared memo (counted in tokens and calls, not paid again "
+              "in seconds)")
     return ("\n\n".join(parts) + f"\n\n{r['questions_complete']} question(s) finished by every strategy"
             f" ({r['questions_partial']} partly); run dir {r['run_dir']}; plot {r['plot']}" + notes)
 

@@ -33,22 +33,58 @@ def run_label(run: dict[str, Any]) -> str:
     return f"{run['path'].name} ({c.get('locator') or c.get('kind')})"
 
 
+def combine_blocks(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One Table 6 block over several tasks' blocks (counts added, rates recomputed from them)."""
+    n_right = sum(b["n_originally_correct"] for b in blocks)
+    n_wrong = sum(b["n_originally_wrong"] for b in blocks)
+    # back to counts (the rates were rounded to 2 decimals; the counts they came from are integers)
+    kept_right = sum(round(b["n_originally_correct"] * (1 + b["delta_acc_correct"] / 100)) for b in blocks if b["n_originally_correct"])
+    fixed_wrong = sum(round(b["n_originally_wrong"] * b["delta_acc_wrong"] / 100) for b in blocks if b["n_originally_wrong"])
+    n = n_right + n_wrong
+    return {"n": n, "n_originally_correct": n_right, "n_originally_wrong": n_wrong,
+            "delta_acc_correct": round(100 * (kept_right - n_right) / n_right, 2) if n_right else None,
+            "delta_acc_wrong": round(100 * fixed_wrong / n_wrong, 2) if n_wrong else None,
+            "accuracy_before": round(100 * n_right / n, 2) if n else None,
+            "accuracy_after": round(100 * (kept_right + fixed_wrong) / n, 2) if n else None,
+            "tokens": sum(b["tokens"] for b in blocks), "seconds": round(sum(b["seconds"] for b in blocks), 2)}
+
+
 def render_backtrack(runs: Sequence[dict[str, Any]]) -> str:
-    tasks = list(dict.fromkeys(t for r in runs for t in r["results"]["tasks"]))
-    header = ["task"] + [f"{h} {i + 1}" for i in range(len(runs)) for h in ("n", "Δacc✓", "Δacc✗", "acc before→after", "tokens")]
+    """Table 6: one column group per locator (and model and settings); runs of one locator on
+    different tasks (one run directory per task) fill the same group."""
+    def settings(r: dict[str, Any]) -> str:
+        c = {k: v for k, v in r["config"].items() if k not in ("tasks", "limit", "traces_files", "shard")}
+        return json.dumps(c, sort_keys=True)
+
+    groups: list[dict[str, Any]] = []  # {"settings", "label", "tasks": {task: block}, "runs": [...]}
+    for r in runs:
+        tasks = r["results"]["tasks"]
+        group = next((g for g in groups if g["settings"] == settings(r) and not set(g["tasks"]) & set(tasks)), None)
+        if group is None:
+            group = {"settings": settings(r), "label": r["config"].get("locator") or "backtrack", "tasks": {},
+                     "runs": [], "model": r["config"].get("model")}
+            groups.append(group)
+        group["tasks"].update(tasks)
+        group["runs"].append(r)
+    task_names = list(dict.fromkeys(t for g in groups for t in g["tasks"]))
+    cols = ("n (✓/✗)", "Δacc✓", "Δacc✗", "acc before→after", "tokens", "seconds")
+    header = ["task"] + [f"{h} [{i + 1}]" for i in range(len(groups)) for h in cols]
     rows = []
-    for task in [*tasks, "overall"]:
+    for task in [*task_names, "overall"]:
         row: list[Any] = [task]
-        for r in runs:
-            b = r["results"]["overall"] if task == "overall" else r["results"]["tasks"].get(task)
+        for g in groups:
+            b = combine_blocks(list(g["tasks"].values())) if task == "overall" else g["tasks"].get(task)
             if b is None:
-                row += [None] * 5
+                row += [None] * len(cols)
             else:
-                row += [b["n"], b["delta_acc_correct"], b["delta_acc_wrong"],
-                        f"{b['accuracy_before']} → {b['accuracy_after']}", b["tokens"]]
+                row += [f"{b['n']} ({b['n_originally_correct']}/{b['n_originally_wrong']})", b["delta_acc_correct"],
+                        b["delta_acc_wrong"], f"{b['accuracy_before']} → {b['accuracy_after']}", b["tokens"], b["seconds"]]
         rows.append(row)
-    legend = "\n".join(f"- run {i + 1}: `{run_label(r)}`, model `{r['config'].get('model')}`" for i, r in enumerate(runs))
-    return "## Backtracking (Table 6 analogue)\n\n" + legend + "\n\n" + md_table(header, rows)
+    legend = "\n".join(f"- [{i + 1}] locator `{g['label']}`, model `{g['model']}`: "
+                       + ", ".join(f"`{r['path']}`" for r in g["runs"]) for i, g in enumerate(groups))
+    return ("## Backtracking (Table 6 analogue)\n\n" + legend + "\n\n" + md_table(header, rows)
+            + "\n\nΔacc✓: change in accuracy (points) on traces whose original answer was correct; Δacc✗: on "
+              "those that were wrong. overall: counts added over the tasks shown.")
 
 
 def render_simulate(runs: Sequence[dict[str, Any]]) -> str:

@@ -1,0 +1,34 @@
+"""bbm report's Table 6: runs of one locator on different tasks fill one column group; overall adds counts."""
+from pathlib import Path
+
+from backtrack.report import combine_blocks, render_backtrack
+
+
+def block(n_right, n_wrong, kept_right, fixed_wrong, tokens=10, seconds=1.0):
+    n = n_right + n_wrong
+    return {"n": n, "n_originally_correct": n_right, "n_originally_wrong": n_wrong,
+            "delta_acc_correct": round(100 * (kept_right - n_right) / n_right, 2) if n_right else None,
+            "delta_acc_wrong": round(100 * fixed_wrong / n_wrong, 2) if n_wrong else None,
+            "accuracy_before": round(100 * n_right / n, 2), "accuracy_after": round(100 * (kept_right + fixed_wrong) / n, 2),
+            "tokens": tokens, "seconds": seconds}
+
+
+def run(name, locator, task, b):
+    return {"path": Path(name), "config": {"kind": "backtrack", "locator": locator, "model": "m", "tasks": [task]},
+            "results": {"tasks": {task: b}, "overall": b}}
+
+
+def test_overall_adds_counts_over_tasks():
+    out = combine_blocks([block(3, 6, 2, 1), block(0, 7, 0, 3), block(1, 2, 1, 0)])
+    assert (out["n"], out["n_originally_correct"], out["n_originally_wrong"]) == (19, 4, 15)
+    assert out["delta_acc_correct"] == -25.0 and out["delta_acc_wrong"] == round(100 * 4 / 15, 2)
+    assert out["accuracy_after"] == round(100 * 7 / 19, 2) and out["tokens"] == 30
+
+
+def test_one_column_group_per_locator():
+    runs = [run("g-a", "gold", "a", block(2, 2, 1, 1)), run("g-b", "gold", "b", block(1, 3, 1, 0)),
+            run("r-a", "random", "a", block(2, 2, 0, 0)), run("g-a2", "gold", "a", block(2, 2, 2, 2))]
+    text = render_backtrack(runs)
+    assert "[1] locator `gold`" in text and "[2] locator `random`" in text and "[3] locator `gold`" in text
+    overall = next(line for line in text.splitlines() if line.startswith("| overall |"))
+    assert overall.startswith("| overall | 8 (3/5) | -33.33 | 20.00 | 37.5 → 37.5 |")
