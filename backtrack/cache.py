@@ -53,7 +53,14 @@ class OutcomeCache:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        # One write() on an O_APPEND descriptor: several runs sharing the cache (shards on one
+        # machine) append whole lines, never interleaved pieces of them.
+        line = (json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, line)
+            while written < len(line):  # a regular file takes it all at once; be safe anyway
+                written += os.write(fd, line[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
