@@ -50,6 +50,19 @@ def questions():
     return [(t.task, t.input) for t in traces]
 
 
+# llama.cpp reuses the KV cache of the prompt prefix it shares with the request before and evaluates
+# only the rest, in a batch of another shape, so the same request's log-probs move in the 2nd decimal
+# with what the server served last (measured: -2.357 after the same prompt, -2.401 after another, for
+# 8 tokens of identical greedy text). Texts, token counts and stop reasons must match exactly.
+LOGPROB_TOL_PER_TOKEN = 0.025
+
+
+def assert_same_steps(a, b) -> None:
+    assert [(s.text, s.n_tokens, s.stop_reason) for s in a] == [(s.text, s.n_tokens, s.stop_reason) for s in b]
+    for x, y in zip(a, b):
+        assert x.logprob == pytest.approx(y.logprob, abs=LOGPROB_TOL_PER_TOKEN * x.n_tokens)
+
+
 def make(server, **kw) -> OpenAIGenerator:
     kw.setdefault("concurrency", 2)
     return OpenAIGenerator(OpenAIConfig(base_url=server.base_url, model=ALIAS, **kw))
@@ -64,7 +77,7 @@ def test_greedy_steps_are_real_deterministic_and_scored(server, questions):
     with make(server) as g:
         first = g.greedy_steps(prompts_of(questions), MAX_TOKENS)
         again = g.greedy_steps(prompts_of(questions)[:1], MAX_TOKENS)
-    assert again == first[:1]
+    assert_same_steps(again, first[:1])
     for step in first:
         assert step.stop_reason in (STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS)
         assert 1 <= step.n_tokens <= MAX_TOKENS and step.logprob < 0 and math.isfinite(step.logprob)
@@ -88,7 +101,8 @@ def test_samples_are_reproducible_per_seed(server, questions):
         a = g.sample_steps(prompt, 2, 1.0, seed=7, max_tokens=MAX_TOKENS)
         b = g.sample_steps(prompt, 2, 1.0, seed=7, max_tokens=MAX_TOKENS)
         c = g.sample_steps(prompt, 2, 1.0, seed=8, max_tokens=MAX_TOKENS)
-    assert a == b and len(a) == 2
+    assert len(a) == 2
+    assert_same_steps(a, b)
     assert [s.text for s in a] != [s.text for s in c]
 
 
