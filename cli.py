@@ -621,7 +621,7 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
     from backtrack.cache import OutcomeCache
     from backtrack.shard import parse_shard
-    from backtrack.simulate import PLOT_FILE, SimulateConfig, plot_simulate, run_simulate, simulated_draws, summarise_simulate
+    from backtrack.simulate import SimulateConfig, plot_run_dir, run_simulate, simulated_draws, summarise_simulate
     from bigbench_mistake.dataset import load_all
 
     def run() -> dict:
@@ -643,7 +643,7 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
         computed = run_simulate(mine, draws, gen, cfg, outcome_cache, write, done)
         results = summarise_simulate(run_dir.records(), levels)
         run_dir.write_results(results)
-        plot = plot_simulate(results, str(out / PLOT_FILE))
+        plot = plot_run_dir(results, out)
         return {"run_dir": str(out), "model": gen.name, "pairs_computed": computed,
                 "cache_hits": outcome_cache.hits, "plot": plot, "results": results}
 

@@ -102,14 +102,14 @@ def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) 
     return {**summarise_compare(records, config["strategies"]), "config": config}
 
 
-def plot_after_merge(results: dict[str, Any], out_dir) -> str | None:
-    """bbm merge's hook: the merged run directory gets the plot an unsharded run draws."""
-    return plot_compare(results, Path(out_dir) / PLOT)
+def plot_run_dir(results: dict[str, Any], run_dir) -> str | None:
+    """The run directory's plot, drawn from its results (by the run itself and by bbm merge)."""
+    return plot_compare(results, Path(run_dir) / PLOT)
 
 
 def _summary_files(path: Path, config: dict[str, Any], records: list[dict[str, Any]], dropped: int) -> dict[str, Any]:
     summary = results_from_records(config, records)
-    summary.update(run_dir=str(path), dropped_partial_lines=dropped, plot=plot_compare(summary, path / PLOT))
+    summary.update(run_dir=str(path), dropped_partial_lines=dropped, plot=plot_run_dir(summary, path))
     tmp = path / (RESULTS + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path / RESULTS)

@@ -39,10 +39,11 @@ RESULTS_FUNCTIONS: dict[str, str] = {
     "compare": "backtrack.compare:results_from_records",
 }
 
-#: run kind -> "module:function(results, out_dir)" drawing the run's plot into a merged directory.
+#: run kind -> "module:function(results, run_dir)" drawing the run's plot into a merged directory,
+#: the same function the unsharded run draws it with.
 PLOT_FUNCTIONS: dict[str, str] = {
-    "simulate": "backtrack.simulate:plot_after_merge",
-    "compare": "backtrack.compare:plot_after_merge",
+    "simulate": "backtrack.simulate:plot_run_dir",
+    "compare": "backtrack.compare:plot_run_dir",
 }
 
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]

@@ -40,9 +40,9 @@ class SimulateConfig:
         return {"kind": "simulate", **asdict(self)}
 
 
-def plot_after_merge(results: dict[str, Any], out_dir) -> str:
-    """bbm merge's hook: the merged run directory gets the plot an unsharded run draws."""
-    return plot_simulate(results, str(Path(out_dir) / PLOT_FILE))
+def plot_run_dir(results: dict[str, Any], run_dir) -> str:
+    """The run directory's plot, drawn from its results (by the run itself and by bbm merge)."""
+    return plot_simulate(results, str(Path(run_dir) / PLOT_FILE))
 
 
 def simulated_draws(traces: Sequence[Trace], distribution_traces: Sequence[Trace], seed: int
