@@ -111,7 +111,12 @@ def _results_fn(config: dict[str, Any]) -> ResultsFn:
     if kind not in RESULTS_FUNCTIONS:
         raise ValueError(f"no results function for run kind {kind!r} (known: {sorted(RESULTS_FUNCTIONS) or 'none'}); "
                          "config.json needs a 'kind' listed in backtrack/shard.py RESULTS_FUNCTIONS")
-    module, _, name = RESULTS_FUNCTIONS[kind].partition(":")
+    return _resolve(RESULTS_FUNCTIONS[kind])
+
+
+def _resolve(spec: str) -> Callable[..., Any]:
+    """The function named "module:function" (imported on first use)."""
+    module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -179,7 +184,6 @@ def merge_runs(out: str | Path, run_dirs: Sequence[str | Path],
     results = fn(run.config, records)
     run.write_results(results)
     if results_fn is None and merged_config.get("kind") in PLOT_FUNCTIONS:
-        module, _, name = PLOT_FUNCTIONS[merged_config["kind"]].partition(":")
-        getattr(importlib.import_module(module), name)(results, out_dir)
+        _resolve(PLOT_FUNCTIONS[merged_config["kind"]])(results, out_dir)
     return {"out": str(out_dir), "shards": count, "n_items": n_items, "records": len(records),
             "from": [str(shards[i]) for i in range(count)], "results": results}  # type: ignore[arg-type]
