@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Sequence
 
 from bigbench_mistake.answers import Invalid, take_answer
 from bigbench_mistake.tasks import TaskSpec
@@ -45,30 +45,22 @@ def trace_finished(step: Step) -> bool:
     return step.stop_reason in (STOP_EOS, STOP_MAX_TOKENS) or not isinstance(take_answer(step.text), Invalid)
 
 
-def decode_trace(next_step: Callable[[list[str]], Step], max_steps: int) -> tuple[list[str], list[Step]]:
-    """Steps until a finished step or max_steps. `next_step(accepted_steps)` produces one Step."""
+def sample_trace(generator: Generator, spec: TaskSpec, input_text: str, question_id: str, sample: int, *,
+                 temperature: float, seed: int, max_steps: int, max_step_tokens: int,
+                 top_k: int | None = None, top_p: float | None = None) -> tuple[list[str], list[Step]]:
+    """One trace sampled at `temperature`, one step per call: the sequential definition that
+    sample_traces advances k at a time (tests and bench part d hold the two side by side)."""
     texts: list[str] = []
     steps: list[Step] = []
     while len(texts) < max_steps:
-        step = next_step(texts)
+        s = step_seed(seed, question_id, sample, len(texts))
+        step = generator.sample_steps(spec.prompt(input_text, texts), 1, temperature, s, max_step_tokens,
+                                      top_k=top_k, top_p=top_p)[0]
         steps.append(step)
         texts.append(step.text)
         if trace_finished(step):
             break
     return texts, steps
-
-
-def sample_trace(generator: Generator, spec: TaskSpec, input_text: str, question_id: str, sample: int, *,
-                 temperature: float, seed: int, max_steps: int, max_step_tokens: int,
-                 top_k: int | None = None, top_p: float | None = None) -> tuple[list[str], list[Step]]:
-    """One trace sampled at `temperature`, one step per call."""
-
-    def next_step(done: list[str]) -> Step:
-        s = step_seed(seed, question_id, sample, len(done))
-        return generator.sample_steps(spec.prompt(input_text, done), 1, temperature, s, max_step_tokens,
-                                      top_k=top_k, top_p=top_p)[0]
-
-    return decode_trace(next_step, max_steps)
 
 
 def sample_traces(generator: Generator, spec: TaskSpec, input_text: str, question_id: str, k: int, *,
