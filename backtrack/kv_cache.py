@@ -20,9 +20,12 @@ from typing import Any
 
 import torch
 from transformers.cache_utils import (
+    DYNAMIC_LAYER_TYPE_MAPPING,
+    Cache,
     DynamicCache,
     DynamicLayer,
     DynamicSlidingWindowLayer,
+    get_layer_types_and_kwargs,
 )
 
 HEADROOM = 256  # tokens of free space added on reallocation (a step is at most a few dozen tokens)
@@ -113,12 +116,6 @@ class GrowingCache(DynamicCache):
     """DynamicCache(config=...) with growing layers; `kv` pre-fills it like DynamicCache(kv)."""
 
     def __init__(self, config, kv: Iterable[tuple[Any, Any]] | None = None, history: bool = True):
-        from transformers.cache_utils import (
-            DYNAMIC_LAYER_TYPE_MAPPING,
-            Cache,
-            get_layer_types_and_kwargs,
-        )
-
         layer_types, kwargs = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
         layers = []
         for kind, kw in zip(layer_types, kwargs):
