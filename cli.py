@@ -162,10 +162,15 @@ def data_export_cli(out: Path = typer.Option(..., "--out", help="Output file (tr
     typer.echo(guarded(run))
 
 
+ThresholdOpt = typer.Option(None, "--threshold", help="Locator score threshold (default: the locator's own; a trained "
+                            "locator's is the one it fitted, others use 0.5).")
+
+
 # ---------------------------------------------------------------- server backend (OpenAI-compatible) options
-BackendOpt = typer.Option("hf", "--backend", help="hf: a local transformers model (--model: folder, hub id or .gguf); "
-                          "openai: an OpenAI-compatible completions server (vLLM, llama.cpp, hosted) at --base-url "
-                          "serving --model.")
+BackendOpt = typer.Option("auto", "--backend", help="auto (llama on a CPU for GGUF models when llama-cpp-python is "
+                          "installed, else hf) | llama: llama.cpp in process on a GGUF | hf: transformers (--model: "
+                          "folder, hub id or .gguf) | openai: an OpenAI-compatible completions server (vLLM, "
+                          "llama.cpp, hosted) at --base-url serving --model.")
 BaseUrlOpt = typer.Option(None, "--base-url", envvar="BBM_BASE_URL",
                           help="--backend openai: the server's API root, e.g. http://127.0.0.1:8000/v1 "
                                "(key for hosted endpoints: OPENAI_API_KEY).")
@@ -300,7 +305,7 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
                   out: Path = typer.Option(..., "--out", help="Output JSONL: each trace + predicted_mistake_index, step_scores."),
                   model: Optional[Path] = typer.Option(None, "--model", help="A trained model folder (same as --locator trained:DIR)."),
                   locator: Optional[str] = typer.Option(None, "--locator", help="gold | random | random:dist | simulated:X | trained:DIR"),
-                  threshold: Optional[float] = typer.Option(None, help="Score threshold (default: the model's own)."),
+                  threshold: Optional[float] = ThresholdOpt,
                   seed: int = typer.Option(0, help="Seed of random/simulated locators."),
                   data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Find the first mistake of every trace in a file."""
@@ -315,33 +320,41 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
 # ---------------------------------------------------------------- bbm compare / bbm find (prompting strategies, prompt-based finders)
 # One set of model options for every command that generates (generate, backtrack, simulate, pipeline,
 # compare, find), and one loader behind them.
-ModelOpt = typer.Option(None, "--model", help="Model folder, hub id or .gguf file (default: the embedded Gemma 3 270M); "
-                        "with --backend openai, the name the server serves.")
+ModelOpt = typer.Option(None, "--model", help="A packaged model (qwen2.5-coder-1.5b | gemma-3-270m, the default), a "
+                        ".gguf file, or (--backend hf) a model folder or hub id; with --backend openai, the name the "
+                        "server serves.")
 GgufOpt = typer.Option(None, "--gguf-file", help="GGUF file inside --model (folder or hub repo).")
 DtypeOpt = typer.Option("auto", "--dtype", help="auto (bfloat16 where the CPU/GPU has it natively) | float32 | bfloat16 | float16")
 DeviceOpt = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda.")
 CacheOpt = typer.Option(None, "--cache-dir", envvar="BBM_CACHE_DIR",
                         help="Embedded model, default reward model and backtracking outcomes (default ~/.cache/bbm).")
-ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; use 1 on a busy shared machine).")
+ThreadsOpt = typer.Option(None, "--threads", help="CPU threads of the model (default: torch's / every core for "
+                          "llama.cpp; use 1 on a busy shared machine).")
 
 
 def load_any_generator(backend: str, model: Optional[str], gguf_file: Optional[str], dtype: str, device: str,
                        cache_dir: Optional[Path], threads: Optional[int], base_url: Optional[str], concurrency: int,
                        logprobs_mode: str, request_timeout: float, retries: int):
-    """A Generator from the CLI's model options: the transformers backend or an OpenAI-compatible server."""
+    """A Generator from the CLI's model options: llama.cpp in process, transformers, or an
+    OpenAI-compatible server (backtrack/backends.py says which `auto` picks)."""
+    from backtrack.backends import LlamaOptions, hf_model_source, load_llama, resolve_backend
+
+    backend = resolve_backend(backend, model, device)
     if backend == "openai":
         return server_generator(base_url, model, concurrency, logprobs_mode, request_timeout, retries)
-    if backend != "hf":
-        raise ValueError(f"--backend must be hf or openai, got {backend!r}")
+    typer.echo(f"loading {model or 'the default model'} ({backend}) ...", err=True)
+    if backend == "llama":
+        if gguf_file:
+            raise ValueError("--gguf-file is for --backend hf; with llama pass the .gguf file as --model")
+        return load_llama(model, _cache_dir(cache_dir), LlamaOptions(threads=threads))
     import torch
 
     from backtrack.hf_backend import ModelConfig, load_generator
 
     if threads:
         torch.set_num_threads(threads)
-    typer.echo(f"loading {model or 'the embedded model'} ...", err=True)
-    return load_generator(ModelConfig(model=model, gguf_file=gguf_file, dtype=dtype, device=device,
-                                      cache_dir=str(_cache_dir(cache_dir))))
+    return load_generator(ModelConfig(model=hf_model_source(model, _cache_dir(cache_dir)), gguf_file=gguf_file,
+                                      dtype=dtype, device=device, cache_dir=str(_cache_dir(cache_dir))))
 
 
 def _cache_dir(cache_dir: Optional[Path]) -> Path:
@@ -464,7 +477,13 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
 # ---------------------------------------------------------------- bbm backtrack / simulate / pipeline / report
 BtSamples = typer.Option(8, "--samples", help="Samples drawn at the mistaken step.")
 BtTemperature = typer.Option(1.0, "--temperature", help="Sampling temperature at the mistaken step.")
-BtSelection = typer.Option("logprob", "--selection", help="logprob (highest sum) | mean_logprob (length-normalised).")
+BtSelection = typer.Option("logprob", "--selection", help="logprob (highest sum; the paper) | mean_logprob "
+                           "(length-normalised) | verifier (the sample the verifier scores least likely wrong).")
+BtAccept = typer.Option("always", "--accept", help="always (the paper: keep what comes back) | answered (keep the "
+                        "original unless the new trace has an answer) | verified (also no mistake at or before the "
+                        "replaced step, per the verifier); a rejected sample makes way for the next-best.")
+BtVerifier = typer.Option(None, "--verifier", help="Locator judging samples and new traces for --selection verifier / "
+                          "--accept verified (default: --locator if it reads text, else trained).")
 BtSeed = typer.Option(0, "--seed", help="Sampling seed (stored in config.json).")
 BtMaxSteps = typer.Option(64, "--max-steps", help="Cap on the Thoughts of a finished trace.")
 BtMaxStepTokens = typer.Option(160, "--max-step-tokens", help="Cap on the tokens of one step.")
@@ -474,11 +493,24 @@ BtShard = typer.Option(None, "--shard", help="Run only slice i/n (0-based) of th
 
 
 def _backtrack_config(samples: int, temperature: float, selection: str, seed: int, max_steps: int,
-                      max_step_tokens: int, batch_size: int, rounds: int = 1):
+                      max_step_tokens: int, batch_size: int, rounds: int = 1, accept: str = "always"):
     from backtrack.backtracking import BacktrackConfig
 
     return BacktrackConfig(n_samples=samples, temperature=temperature, selection=selection, seed=seed,
-                           max_steps=max_steps, max_step_tokens=max_step_tokens, batch_size=batch_size, rounds=rounds)
+                           max_steps=max_steps, max_step_tokens=max_step_tokens, batch_size=batch_size, rounds=rounds,
+                           accept=accept)
+
+
+def _verifier(cfg, locator, threshold: Optional[float], seed: int, data_dir: Optional[Path], cache: Path, gen):
+    """The Verifier of a guarded run (None for the paper's algorithm). --threshold applies to it only
+    when it is the run's own locator; another verifier uses its own."""
+    from backtrack.backtracking import Verifier
+
+    if cfg.verifier is None:
+        return None
+    if cfg.verifier == cfg.locator:
+        return Verifier(locator, threshold)
+    return Verifier(_make_locator(cfg.verifier, seed, data_dir, cache, gen), None)
 
 
 def _progress(total: int, label: str):
@@ -529,11 +561,12 @@ def _select_traces(traces: list, tasks: Optional[List[str]], limit: Optional[int
 
 def render_backtrack(r: dict) -> str:
     cols = ["n", "n_originally_correct", "n_originally_wrong", "delta_acc_correct", "delta_acc_wrong",
-            "accuracy_before", "accuracy_after", "backtracked", "uncorrectable", "invalid_after", "tokens", "seconds"]
-    rows = [[task, *(b[c] for c in cols)] for task, b in r["results"]["tasks"].items()]
-    rows.append(["overall", *(r["results"]["overall"][c] for c in cols)])
+            "accuracy_before", "accuracy_after", "backtracked", "uncorrectable", "rejected", "invalid_after", "tokens",
+            "seconds"]
+    rows = [[task, *(b.get(c) for c in cols)] for task, b in r["results"]["tasks"].items()]
+    rows.append(["overall", *(r["results"]["overall"].get(c) for c in cols)])
     head = ["task", "n", "n✓", "n✗", "Δacc✓", "Δacc✗", "acc before", "acc after", "backtracked", "uncorrectable",
-            "invalid after", "tokens", "s"]
+            "rejected", "invalid after", "tokens", "s"]
     return f"{r['run_dir']}  locator {r['locator']}  model {r['model']}\n" + table(rows, head)
 
 
@@ -546,7 +579,8 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
                                                                      help="Traces to correct (default: the dataset)."),
                   rounds: int = typer.Option(1, "--rounds", help="Locate and backtrack again on the new trace R times."),
                   samples: int = BtSamples, temperature: float = BtTemperature, selection: str = BtSelection,
-                  threshold: float = typer.Option(0.5, "--threshold", help="Locator score threshold."),
+                  accept: str = BtAccept, verifier: Optional[str] = BtVerifier,
+                  threshold: Optional[float] = ThresholdOpt,
                   seed: int = BtSeed, max_steps: int = BtMaxSteps, max_step_tokens: int = BtMaxStepTokens,
                   batch_size: int = BtBatch, shard: Optional[str] = BtShard,
                   model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
@@ -571,16 +605,17 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
                                  logprobs_mode, request_timeout, retries)
         cfg = BacktrackRunConfig(locator=locator, model=gen.name, tasks=tuple(tasks or ()), limit=limit,
                                  traces_files=tuple(str(p) for p in traces_files or ()), threshold=threshold,
-                                 batch_size=batch_size,
+                                 batch_size=batch_size, verifier=verifier,
                                  backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
-                                                             max_step_tokens, batch_size, rounds))
+                                                             max_step_tokens, batch_size, rounds, accept))
         run_dir, mine, write = _sharded_run(out, cfg.to_json(), traces, shard)
         loc = _make_locator(locator, seed, data_dir, cache, gen)
+        judge = _verifier(cfg, loc, threshold, seed, data_dir, cache, gen)
         done = run_dir.done_keys()
         step, close = _progress(len([t for t in mine if t.id not in done]), "backtrack")
         try:
             run_backtrack(mine, loc, gen, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"),
-                          write, done, step)
+                          write, done, step, judge)
         finally:
             close()
         results = summarise_backtrack(run_dir.records())
@@ -665,7 +700,8 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                                              help="trained (the default classifier, trained once and cached) | trained:DIR | "
                                                   "random | prompt:METHOD ..."),
                  samples: int = BtSamples, temperature: float = BtTemperature, selection: str = BtSelection,
-                 threshold: float = typer.Option(0.5, "--threshold", help="Locator score threshold."),
+                 accept: str = BtAccept, verifier: Optional[str] = BtVerifier,
+                 threshold: Optional[float] = ThresholdOpt,
                  seed: int = BtSeed, max_steps: int = typer.Option(24, "--max-steps", help="Cap on the Thoughts of a trace."),
                  max_step_tokens: int = typer.Option(96, "--max-step-tokens", help="Cap on the tokens of one step."),
                  batch_size: int = BtBatch, shard: Optional[str] = BtShard,
@@ -692,15 +728,17 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                                  logprobs_mode, request_timeout, retries)
         cfg = PipelineConfig(model=gen.name, locator=locator, tasks=tuple(tasks or ()), limit=limit,
                              questions_file=str(questions) if questions else None, threshold=threshold,
-                             batch_size=batch_size,
+                             batch_size=batch_size, verifier=verifier,
                              backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
-                                                         max_step_tokens, batch_size))
+                                                         max_step_tokens, batch_size, accept=accept))
         run_dir, mine, write = _sharded_run(out, cfg.to_json(), items, shard)
         loc = _make_locator(locator, seed, data_dir, cache, gen)
+        judge = _verifier(cfg, loc, threshold, seed, data_dir, cache, gen)
         done = run_dir.done_keys()
         step, close = _progress(len([i for i in mine if i.id not in done]), "pipeline")
         try:
-            run_pipeline(mine, gen, loc, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"), write, done, step)
+            run_pipeline(mine, gen, loc, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"), write, done, step,
+                         judge)
         finally:
             close()
         records = list(run_dir.records())

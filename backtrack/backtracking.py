@@ -7,6 +7,15 @@ Given a trace and a mistake location j (from any locator):
   4. finish the trace greedily from there.
 No location -> the trace is kept as it is. If every sample repeats the mistake, the trace is kept
 and counted as `uncorrectable`. With `rounds` > 1 the locator is asked again about the new trace.
+That is the paper's algorithm: `selection="logprob", accept="always"` (the defaults).
+
+Two guards go beyond the paper (both need a *verifier*, a locator that reads text):
+- `selection="verifier"`: each survivor is scored in place (steps 0..j-1 plus the sample) and the one
+  the verifier thinks least likely to be a mistake ranks first; log-probability breaks ties.
+- `accept="answered"`: a finished trace that ends without an answer is rejected; `accept="verified"`
+  also rejects one in which the verifier finds a mistake at or before step j. A rejected candidate
+  is followed by the next-ranked survivor, up to all of them; if none is accepted the original trace
+  is kept (stop reason `rejected`). Every attempt is recorded.
 
 Backtracking one trace at one location is deterministic (the sampling seed is derived from the run
 seed, the trace id, the location and the round), which is what makes the cache in `cache.py` sound.
@@ -20,18 +29,22 @@ from typing import Any, Sequence
 
 from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
+from reward_model.locator import Locator, decision_threshold, first_mistake
 
 from .decoding import DecodeConfig, TraceRequest, decode_traces
 from .generator import Generator, Step
 
-SELECTIONS = ("logprob", "mean_logprob")
+SELECTIONS = ("logprob", "mean_logprob", "verifier")
+ACCEPTS = ("always", "answered", "verified")
 
 
 @dataclass(frozen=True)
 class BacktrackConfig:
     n_samples: int = 8
     temperature: float = 1.0
-    selection: str = "logprob"  # "logprob": highest sum; "mean_logprob": highest per-token mean (length-normalised)
+    selection: str = "logprob"  # "logprob": highest sum; "mean_logprob": highest per-token mean (length-normalised);
+                                # "verifier": lowest verifier score at the replaced step, log-prob breaks ties
+    accept: str = "always"      # "always" (the paper) | "answered" | "verified": see the module docstring
     top_k: int | None = None
     top_p: float | None = None
     max_step_tokens: int = 160
@@ -47,6 +60,8 @@ class BacktrackConfig:
             raise ValueError("temperature must be > 0 (backtracking samples; use greedy decoding for T=0)")
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.accept not in ACCEPTS:
+            raise ValueError(f"accept must be one of {ACCEPTS}, got {self.accept!r}")
         if self.rounds < 1:
             raise ValueError("rounds must be >= 1")
         if self.max_step_tokens < 1 or self.max_steps < 1 or self.batch_size < 1:
@@ -56,9 +71,17 @@ class BacktrackConfig:
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError("top_p must be in (0, 1] when given")
 
+    @property
+    def needs_verifier(self) -> bool:
+        return self.selection == "verifier" or self.accept == "verified"
+
     def sampling_key(self) -> dict[str, Any]:
-        """Every setting that changes which samples are drawn, which one is kept, or how the trace ends."""
-        return {k: v for k, v in asdict(self).items() if k != "batch_size"}  # batching never changes greedy output
+        """Every setting that changes which samples are drawn, which one is kept, or how the trace ends.
+        (The verifier's identity is added by the caller, who knows it.)"""
+        key = {k: v for k, v in asdict(self).items() if k != "batch_size"}  # batching never changes greedy output
+        if self.accept == "always":
+            del key["accept"]  # the paper's algorithm keeps the keys it had before `accept` existed
+        return key
 
 
 def normalise_whitespace(text: str) -> str:
@@ -76,21 +99,34 @@ def selection_score(step: Step, selection: str) -> float:
     return step.logprob
 
 
-def choose_replacement(samples: Sequence[Step], mistaken_step: str, selection: str) -> tuple[int | None, list[dict]]:
-    """Index of the kept sample (None if every sample repeats the mistake) and a record of each sample."""
+def consider(samples: Sequence[Step], mistaken_step: str) -> list[dict]:
+    """A record of each sample; `same_as_mistake` marks the copies of the mistaken step."""
     bad = normalise_whitespace(mistaken_step)
-    considered = [
-        {"text": s.text, "logprob": s.logprob, "n_tokens": s.n_tokens, "stop_reason": s.stop_reason,
-         "same_as_mistake": normalise_whitespace(s.text) == bad}
-        for s in samples
-    ]
+    return [{"text": s.text, "logprob": s.logprob, "n_tokens": s.n_tokens, "stop_reason": s.stop_reason,
+             "same_as_mistake": normalise_whitespace(s.text) == bad} for s in samples]
+
+
+def rank_survivors(samples: Sequence[Step], considered: Sequence[dict], selection: str,
+                   verifier_scores: Sequence[float] | None = None) -> list[int]:
+    """Indices of the samples that differ from the mistake, best first. Sorting is stable, so equal
+    scores keep sample order: ties go to the earliest sample, deterministically."""
     survivors = [i for i, c in enumerate(considered) if not c["same_as_mistake"]]
-    if not survivors:
-        return None, considered
-    # max() keeps the first of equal scores: ties go to the earliest sample, deterministically.
-    best = max(survivors, key=lambda i: selection_score(samples[i], selection))
-    for i, c in enumerate(considered):
-        c["chosen"] = i == best
+    if selection == "verifier":
+        if verifier_scores is None:
+            raise ValueError("selection 'verifier' needs the verifier's scores")
+        return sorted(survivors, key=lambda i: (verifier_scores[i], -samples[i].logprob))
+    return sorted(survivors, key=lambda i: -selection_score(samples[i], selection))
+
+
+def choose_replacement(samples: Sequence[Step], mistaken_step: str, selection: str) -> tuple[int | None, list[dict]]:
+    """Index of the kept sample (None if every sample repeats the mistake) and a record of each sample
+    (the paper's rule: the best survivor by log-probability)."""
+    considered = consider(samples, mistaken_step)
+    ranked = rank_survivors(samples, considered, selection)
+    best = ranked[0] if ranked else None
+    if best is not None:
+        for i, c in enumerate(considered):
+            c["chosen"] = i == best
     return best, considered
 
 
@@ -99,20 +135,58 @@ class Outcome:
     """One backtracking step on one trace: what was there, what was sampled, what came out."""
     location: int | None
     steps: tuple[str, ...]
-    stop_reason: str  # "unchanged" | "uncorrectable" | the finished trace's stop reason
+    stop_reason: str  # "unchanged" | "uncorrectable" | "rejected" | the finished trace's stop reason
     samples: tuple[dict, ...]
     tokens: int
     seconds: float
+    attempts: tuple[dict, ...] = ()  # each finished candidate: sample index, stop reason, answer, accepted, why
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """The locator that judges samples and finished traces (selection 'verifier', accept 'verified')."""
+    locator: Locator
+    threshold: float | None = None  # None: the locator's own
+
+    @property
+    def name(self) -> str:
+        return f"{self.locator.name}@{decision_threshold(self.locator, self.threshold)}"
+
+    def step_scores(self, trace: Trace, candidates: Sequence[str], location: int) -> list[float]:
+        """The verifier's score of each candidate as step `location` (steps before it unchanged)."""
+        probes = [trace.replace(id=f"{trace.id}#candidate{k}", steps=(*trace.steps[:location], text),
+                                mistake_index=None, extra={}) for k, text in enumerate(candidates)]
+        return [s[location] for s in self.locator.scores(probes)] if probes else []
+
+    def first_mistakes(self, traces: Sequence[Trace]) -> list[int | None]:
+        th = decision_threshold(self.locator, self.threshold)
+        return [first_mistake(s, th) for s in self.locator.scores(traces)]
+
+
+def _verdict(trace: Trace, steps: Sequence[str], location: int, accept: str,
+             verified_first: int | None) -> tuple[bool, str]:
+    """Whether a finished candidate trace is accepted under `accept`, and why (not)."""
+    if accept == "always":
+        return True, "accepted"
+    if not isinstance(get_task(trace.task).extract_answer(steps), str):
+        return False, "no answer"
+    if accept == "verified" and verified_first is not None and verified_first <= location:
+        return False, f"verifier finds a mistake at step {verified_first}"
+    return True, "accepted"
 
 
 def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], generator: Generator,
-                    config: BacktrackConfig, round_index: int = 0) -> list[Outcome]:
-    """One round of backtracking for a batch of traces at given locations; the greedy finishes of
-    the whole batch run together so the backend can batch them."""
+                    config: BacktrackConfig, round_index: int = 0,
+                    verifier: Verifier | None = None) -> list[Outcome]:
+    """One round of backtracking for a batch of traces at given locations. Candidates are finished
+    greedily for the whole batch together (so the backend can batch them); under a guarded `accept`
+    a rejected trace moves on to its next-ranked sample in the next pass."""
     if len(traces) != len(locations):
         raise ValueError("one location per trace")
-    pending: list[tuple[int, list[str]]] = []  # (position in batch, accepted steps incl. replacement)
-    partial: dict[int, dict[str, Any]] = {}
+    if config.needs_verifier and verifier is None:
+        raise ValueError(f"selection {config.selection!r} / accept {config.accept!r} need a verifier (a locator "
+                         "that reads text)")
+    state: dict[int, dict[str, Any]] = {}  # position in batch -> ranked candidates, attempts so far, cost
     out: list[Outcome | None] = [None] * len(traces)
     for i, (trace, loc) in enumerate(zip(traces, locations)):
         if loc is None:
@@ -126,24 +200,56 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
         samples = generator.sample_steps(prompt, config.n_samples, config.temperature,
                                          sample_seed(config.seed, trace.id, loc, round_index),
                                          config.max_step_tokens, top_k=config.top_k, top_p=config.top_p)
-        best, considered = choose_replacement(samples, trace.steps[loc], config.selection)
+        considered = consider(samples, trace.steps[loc])
+        scores = None
+        if config.selection == "verifier":
+            scores = verifier.step_scores(trace, [s.text for s in samples], loc)
+            for c, v in zip(considered, scores):
+                c["verifier_score"] = round(float(v), 6)
+        ranked = rank_survivors(samples, considered, config.selection, scores)
         sampled_tokens = sum(s.n_tokens for s in samples)
-        if best is None:
+        if not ranked:
             out[i] = Outcome(loc, trace.steps, "uncorrectable", tuple(considered), sampled_tokens,
                              time.perf_counter() - start)
             continue
-        partial[i] = {"loc": loc, "samples": tuple(considered), "tokens": sampled_tokens,
-                      "seconds": time.perf_counter() - start}
-        pending.append((i, [*trace.steps[:loc], samples[best].text]))
-    if pending:
+        if config.accept == "always":
+            ranked = ranked[:1]  # the paper keeps the best survivor, whatever its trace turns into
+        state[i] = {"loc": loc, "samples": samples, "considered": considered, "ranked": ranked, "attempts": [],
+                    "tokens": sampled_tokens, "seconds": time.perf_counter() - start}
+    pending = sorted(state)
+    while pending:
         start = time.perf_counter()
-        finished = decode_traces(generator, [TraceRequest(traces[i].task, traces[i].input, tuple(steps))
-                                             for i, steps in pending],
+        tries = [(i, state[i]["ranked"][len(state[i]["attempts"])]) for i in pending]
+        finished = decode_traces(generator, [TraceRequest(traces[i].task, traces[i].input,
+                                                          (*traces[i].steps[:state[i]["loc"]],
+                                                           state[i]["samples"][k].text)) for i, k in tries],
                                  DecodeConfig(config.max_steps, config.max_step_tokens, config.batch_size))
-        share = (time.perf_counter() - start) / len(pending)
-        for (i, _), d in zip(pending, finished):
-            p = partial[i]
-            # A replacement that already gives the answer ends the trace: decode_traces returns it as is.
-            out[i] = Outcome(p["loc"], d.steps, d.stop_reason, p["samples"], p["tokens"] + d.n_tokens,
-                             p["seconds"] + share)
+        firsts: list[int | None] = [None] * len(tries)
+        if config.accept == "verified":
+            firsts = verifier.first_mistakes([traces[i].replace(steps=d.steps, mistake_index=None, extra={})
+                                              for (i, _), d in zip(tries, finished)])
+        share = (time.perf_counter() - start) / len(tries)
+        still = []
+        for (i, k), d, first in zip(tries, finished, firsts):
+            st = state[i]
+            ok, why = _verdict(traces[i], d.steps, st["loc"], config.accept, first)
+            answer = get_task(traces[i].task).extract_answer(d.steps)
+            st["attempts"].append({"sample": k, "stop_reason": d.stop_reason, "tokens": d.n_tokens,
+                                   "answer": answer.strip() if isinstance(answer, str) else None,
+                                   "verifier_first_mistake": first, "accepted": ok, "why": why,
+                                   "steps": list(d.steps[st["loc"]:])})
+            st["tokens"] += d.n_tokens
+            st["seconds"] += share
+            if ok:
+                for j, c in enumerate(st["considered"]):
+                    c["chosen"] = j == k
+                # A replacement that already gives the answer ends the trace: decode_traces returns it as is.
+                out[i] = Outcome(st["loc"], d.steps, d.stop_reason, tuple(st["considered"]), st["tokens"],
+                                 st["seconds"], tuple(st["attempts"]) if config.accept != "always" else ())
+            elif len(st["attempts"]) < len(st["ranked"]):
+                still.append(i)
+            else:
+                out[i] = Outcome(st["loc"], traces[i].steps, "rejected", tuple(st["considered"]), st["tokens"],
+                                 st["seconds"], tuple(st["attempts"]))
+        pending = still
     return [o for o in out if o is not None]

@@ -14,11 +14,17 @@ from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
-from .backtracking import BacktrackConfig, Outcome, backtrack_batch
+from .backtracking import BacktrackConfig, Outcome, Verifier, backtrack_batch
 from .cache import OutcomeCache, outcome_key
 from .generator import Generator
 
 LABEL_READING_LOCATORS = ("gold", "simulated")  # they read the dataset's label, valid for the original trace only
+TEXT_READING_LOCATORS = ("trained", "prompt")  # they judge any text, so they can also verify replacements
+
+
+def default_verifier(locator: str) -> str:
+    """The verifier of a guarded run: the run's own locator when it reads text, else the trained one."""
+    return locator if locator.split(":")[0] in TEXT_READING_LOCATORS else "trained"
 
 
 @dataclass(frozen=True)
@@ -29,22 +35,38 @@ class BacktrackRunConfig:
     tasks: tuple[str, ...] = ()
     limit: int | None = None  # traces per task
     traces_files: tuple[str, ...] = ()
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the locator's own (a trained locator's fitted threshold)
     batch_size: int = 8
+    verifier: str | None = None  # locator spec judging samples/new traces (selection verifier, accept verified)
 
     def __post_init__(self) -> None:
+        if self.backtrack.needs_verifier and self.verifier is None:
+            object.__setattr__(self, "verifier", default_verifier(self.locator))
+        if self.verifier is not None and self.verifier.split(":")[0] not in TEXT_READING_LOCATORS:
+            raise ValueError(f"verifier {self.verifier!r} cannot judge new text; use trained[:DIR] or prompt:METHOD")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1")
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError("threshold must be in [0, 1]")
         if self.backtrack.rounds > 1 and self.locator.split(":")[0] in LABEL_READING_LOCATORS:
             raise ValueError(f"--rounds > 1 needs a locator that reads the new trace; {self.locator!r} only knows "
                              "the dataset's label of the original trace")
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "backtrack", **asdict(self)}
+        return {"kind": "backtrack", **config_json(self)}
+
+
+def config_json(cfg: Any) -> dict[str, Any]:
+    """asdict(cfg), leaving out the guard settings at their paper defaults, so that run directories
+    written before they existed still resume under the same command."""
+    d = asdict(cfg)
+    if d.get("verifier") is None:
+        d.pop("verifier", None)
+    if d["backtrack"].get("accept") == "always":
+        del d["backtrack"]["accept"]
+    return d
 
 
 def answer_fields(task: str, steps: Sequence[str], target: str) -> dict[str, Any]:
@@ -52,24 +74,30 @@ def answer_fields(task: str, steps: Sequence[str], target: str) -> dict[str, Any
     raw = spec.extract_answer(steps)
     scored = spec.score(steps, target)
     return {"answer": raw.strip() if isinstance(raw, str) else None, "status": scored.status,
-            "invalid_reason": scored.invalid_reason}
+            "invalid_reason": scored.invalid_reason, "strict_status": spec.score_strict(steps, target).status}
 
 
 def _outcome_to_dict(o: Outcome) -> dict[str, Any]:
     chosen = next((s["text"] for s in o.samples if s.get("chosen")), None)
-    return {"location": o.location, "stop_reason": o.stop_reason, "replacement": chosen, "samples": list(o.samples),
-            "steps": list(o.steps), "tokens": o.tokens, "seconds": round(o.seconds, 3)}
+    d = {"location": o.location, "stop_reason": o.stop_reason, "replacement": chosen, "samples": list(o.samples),
+         "steps": list(o.steps), "tokens": o.tokens, "seconds": round(o.seconds, 3)}
+    if o.attempts:
+        d["attempts"] = list(o.attempts)
+    return d
 
 
 def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None], generator: Generator,
                          config: BacktrackConfig, cache: OutcomeCache,
-                         round_index: int = 0) -> list[dict[str, Any]]:
+                         round_index: int = 0, verifier: Verifier | None = None) -> list[dict[str, Any]]:
     """Outcomes as dicts (with `cached`), computing only the (trace, location) pairs not in the cache."""
-    keys = [outcome_key(t, loc, round_index, generator.name, config.sampling_key()) for t, loc in zip(traces, locations)]
+    sampling = config.sampling_key()
+    if config.needs_verifier and verifier is not None:
+        sampling["verifier"] = verifier.name  # another verifier keeps or rejects other samples
+    keys = [outcome_key(t, loc, round_index, generator.name, sampling) for t, loc in zip(traces, locations)]
     found = [cache.get(k) if loc is not None else None for k, loc in zip(keys, locations)]
     todo = [i for i, (f, loc) in enumerate(zip(found, locations)) if f is None]
     fresh = backtrack_batch([traces[i] for i in todo], [locations[i] for i in todo], generator, config,
-                            round_index) if todo else []
+                            round_index, verifier) if todo else []
     out: list[dict[str, Any]] = [dict(f, cached=True) if f is not None else {} for f in found]
     for i, o in zip(todo, fresh):
         d = _outcome_to_dict(o)
@@ -80,7 +108,7 @@ def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None
 
 
 def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Generator, cfg: BacktrackRunConfig,
-                     cache: OutcomeCache) -> list[dict[str, Any]]:
+                     cache: OutcomeCache, verifier: Verifier | None = None) -> list[dict[str, Any]]:
     """Locate -> backtrack (-> locate again, for rounds > 1) for a batch; one record per trace."""
     start = time.perf_counter()
     current = list(traces)
@@ -89,11 +117,11 @@ def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Gener
     for r in range(cfg.backtrack.rounds):
         batch = [current[i] for i in active]
         locations = locate(locator, batch, cfg.threshold)
-        outcomes = backtrack_with_cache(batch, locations, generator, cfg.backtrack, cache, r)
+        outcomes = backtrack_with_cache(batch, locations, generator, cfg.backtrack, cache, r, verifier)
         still = []
         for i, o in zip(active, outcomes):
             rounds[i].append(o)
-            if o["location"] is not None and o["stop_reason"] != "uncorrectable":
+            if o["location"] is not None and o["stop_reason"] not in ("uncorrectable", "rejected"):
                 # The new trace has no label: later rounds must locate from its text.
                 current[i] = current[i].replace(steps=tuple(o["steps"]), mistake_index=None, extra={})
                 still.append(i)
@@ -111,6 +139,7 @@ def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Gener
             "status": after["status"], "invalid_reason": after["invalid_reason"],
             "original_steps": list(orig.steps), "original_answer": before["answer"],
             "original_status": before["status"], "gold_mistake_index": orig.mistake_index,
+            "strict_status": after["strict_status"], "original_strict_status": before["strict_status"],
             "rounds": [{k: v for k, v in o.items() if k != "steps"} for o in rs],
             "tokens": sum(o["tokens"] for o in rs if not o["cached"]),
             "tokens_including_cached": sum(o["tokens"] for o in rs),
@@ -121,12 +150,13 @@ def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Gener
 
 def run_backtrack(traces: Sequence[Trace], locator: Locator, generator: Generator, cfg: BacktrackRunConfig,
                   cache: OutcomeCache, write: Callable[[dict[str, Any]], None],
-                  done: set[str], on_batch: Callable[[int], None] | None = None) -> int:
+                  done: set[str], on_batch: Callable[[int], None] | None = None,
+                  verifier: Verifier | None = None) -> int:
     """Backtrack every trace not in `done`, writing each record as soon as its batch finishes."""
     todo = [t for t in traces if t.id not in done]
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start:start + cfg.batch_size]
-        for rec in backtrack_traces(batch, locator, generator, cfg, cache):
+        for rec in backtrack_traces(batch, locator, generator, cfg, cache, verifier):
             write(rec)
         if on_batch:
             on_batch(len(batch))
@@ -162,9 +192,14 @@ def summarise_backtrack(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "delta_acc_wrong": _pct(wrong_after, len(wrong)),
             "backtracked": sum(r["rounds"][0]["location"] is not None for r in rs),
             "uncorrectable": sum(any(o["stop_reason"] == "uncorrectable" for o in r["rounds"]) for r in rs),
+            "rejected": sum(any(o["stop_reason"] == "rejected" for o in r["rounds"]) for r in rs),
             "changed_answer": sum(r["answer"] != r["original_answer"] for r in rs),
             "invalid_after": sum(r["status"] == "invalid" for r in rs),
             "invalid_before": sum(r["original_status"] == "invalid" for r in rs),
+            # answers the paper's strict regex alone (no tidy) scores differently, before / after
+            "strict_differs_before": sum(r.get("original_strict_status", r["original_status"]) != r["original_status"]
+                                         for r in rs),
+            "strict_differs_after": sum(r.get("strict_status", r["status"]) != r["status"] for r in rs),
             "tokens": sum(r["tokens"] for r in rs),
             "seconds": round(sum(r["seconds"] for r in rs), 2),
         }

@@ -8,16 +8,16 @@ sample considered, the corrected trace, and both answers scored against the targ
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from bigbench_mistake.records import Trace
 from reward_model.locator import Locator
 
-from .backtracking import BacktrackConfig
+from .backtracking import BacktrackConfig, Verifier
 from .cache import OutcomeCache
 from .decoding import DecodeConfig, TraceRequest, decode_traces
-from .experiment import BacktrackRunConfig, backtrack_traces, summarise_backtrack
+from .experiment import BacktrackRunConfig, backtrack_traces, config_json, default_verifier, summarise_backtrack
 from .generator import Generator
 from .strategies import Item
 
@@ -30,15 +30,20 @@ class PipelineConfig:
     tasks: tuple[str, ...] = ()
     limit: int | None = None  # questions per task
     questions_file: str | None = None
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the locator's own (a trained locator's fitted threshold)
     batch_size: int = 8
+    verifier: str | None = None  # locator spec judging samples/new traces (selection verifier, accept verified)
 
     def __post_init__(self) -> None:
+        if self.backtrack.needs_verifier and self.verifier is None:
+            object.__setattr__(self, "verifier", default_verifier(self.locator))
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold must be in [0, 1]")
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "pipeline", **asdict(self)}
+        return {"kind": "pipeline", **config_json(self)}
 
 
 def generated_traces(items: Sequence[Item], generator: Generator, cfg: PipelineConfig) -> list[tuple[Trace, dict]]:
@@ -56,13 +61,13 @@ def generated_traces(items: Sequence[Item], generator: Generator, cfg: PipelineC
 
 def run_pipeline(items: Sequence[Item], generator: Generator, locator: Locator, cfg: PipelineConfig,
                  cache: OutcomeCache, write: Callable[[dict[str, Any]], None], done: set[str],
-                 on_batch: Callable[[int], None] | None = None) -> int:
+                 on_batch: Callable[[int], None] | None = None, verifier: Verifier | None = None) -> int:
     todo = [i for i in items if i.id not in done]
     bt_cfg = BacktrackRunConfig(locator=cfg.locator, model=cfg.model, backtrack=cfg.backtrack,
-                                threshold=cfg.threshold, batch_size=cfg.batch_size)
+                                threshold=cfg.threshold, batch_size=cfg.batch_size, verifier=cfg.verifier)
     for start in range(0, len(todo), cfg.batch_size):
         batch = generated_traces(todo[start:start + cfg.batch_size], generator, cfg)
-        records = backtrack_traces([t for t, _ in batch], locator, generator, bt_cfg, cache)
+        records = backtrack_traces([t for t, _ in batch], locator, generator, bt_cfg, cache, verifier)
         for rec, (_, gen) in zip(records, batch):
             rec["generation"] = gen
             rec["tokens"] += gen["tokens"]
@@ -99,6 +104,8 @@ def before_after(record: dict[str, Any]) -> str | None:
              f"  mistake located at Thought {loc + 1}: {record['original_steps'][loc]}"]
     if r0["stop_reason"] == "uncorrectable":
         lines.append("  every sample repeated that step: trace kept")
+    elif r0["stop_reason"] == "rejected":
+        lines.append(f"  no sample gave an acceptable trace ({len(r0.get('attempts', []))} tried): trace kept")
     else:
         lines.append(f"  replaced by: {r0['replacement']}")
     lines.append(f"  answer: {record['original_answer']!r} ({record['original_status']}) -> "

@@ -20,6 +20,7 @@ from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
+from .backtracking import ACCEPTS, SELECTIONS
 from .decoding import DecodeConfig, TraceRequest, decode_traces
 from .generator import Generator, Step
 from .least_to_most import least_to_most as run_least_to_most
@@ -45,7 +46,10 @@ class StrategyConfig:
     sc_top_p: float | None = None
     # sc-weighted: weight of a trace with a located mistake (1.0 without); see self_consistency.py
     located_weight: float = 0.5
-    threshold: float = 0.5  # first_mistake threshold on locator scores
+    threshold: float | None = None  # first_mistake threshold on locator scores; None: the locator's own
+    # backtrack: the paper's algorithm by default; the guarded variants judge with the same locator
+    bt_selection: str = "logprob"
+    bt_accept: str = "always"
     # least-to-most (Zhou et al. 2022)
     ltm_max_subquestions: int = 8
     ltm_decompose_tokens: int = 192
@@ -63,13 +67,19 @@ class StrategyConfig:
             raise ValueError("sc_top_p must be in (0, 1] when given")
         if not 0 <= self.located_weight <= 1:
             raise ValueError("located_weight must be in [0, 1]")
-        if not 0 < self.threshold <= 1:
+        if self.threshold is not None and not 0 < self.threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
+        if self.bt_selection not in SELECTIONS or self.bt_accept not in ACCEPTS:
+            raise ValueError(f"bt_selection must be one of {SELECTIONS} and bt_accept one of {ACCEPTS}")
         if self.ltm_max_subquestions < 1:
             raise ValueError("ltm_max_subquestions must be >= 1")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for name, paper in (("bt_selection", "logprob"), ("bt_accept", "always")):
+            if d[name] == paper:
+                del d[name]  # compare runs written before these options existed still resume
+        return d
 
 
 @dataclass
@@ -288,17 +298,19 @@ def backtrack(items: Sequence[Item], config: StrategyConfig, generator: Generato
               locator: Locator | None = None) -> list[StrategyResult]:
     """Chain of thought, then the paper's backtracking at the first mistake the locator names
     (8 samples at temperature 1, highest log-prob survivor, greedy finish; backtrack/backtracking.py)."""
-    from .backtracking import BacktrackConfig, backtrack_batch
+    from .backtracking import BacktrackConfig, Verifier, backtrack_batch
 
     if locator is None:
         raise ValueError("backtrack needs a locator (e.g. --locator trained or prompt:direct-step)")
-    bt = BacktrackConfig(max_steps=config.max_steps, max_step_tokens=config.max_step_tokens, seed=config.seed)
+    bt = BacktrackConfig(max_steps=config.max_steps, max_step_tokens=config.max_step_tokens, seed=config.seed,
+                         selection=config.bt_selection, accept=config.bt_accept)
+    verifier = Verifier(locator, config.threshold) if bt.needs_verifier else None
 
     def solve(item: Item, gen: Generator):
         steps, stop = greedy_trace(gen, item, config)
         trace = Trace(item.task, item.id, item.input, tuple(steps), None, item.target, None)
         [location] = locate(locator, [trace], config.threshold)
-        [outcome] = backtrack_batch([trace], [location], gen, bt)
+        [outcome] = backtrack_batch([trace], [location], gen, bt, verifier=verifier)
         chosen = next((s["text"] for s in outcome.samples if s.get("chosen")), None)
         return list(outcome.steps), {"stop_reason": stop, "location": location, "original_steps": steps,
                                      "backtrack_stop_reason": outcome.stop_reason, "replacement": chosen,

@@ -27,6 +27,33 @@ def take_answer(last_step: str) -> str | Invalid:
     return m.group(0) if m else Invalid("no 'the answer is' in the last step")
 
 
+_FENCES = re.compile(r"`+|\*\*")                      # code fences / inline code, markdown bold
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")             # LaTeX \boxed{...}
+# A sentence ends after a word or number ("324. Let's verify"); never after a bracket, since a
+# Dyck answer ")." is the paper's wrong answer, not ")" with a full stop.
+_SENTENCE_END = re.compile(r"(?<=[0-9A-Za-z])[.!?](?=\s)")
+_TRAILING = re.compile(r"(?<=[0-9A-Za-z])[.,;:!?\"'$]+$")  # "0." -> "0"; ")." stays
+_LEADING = re.compile(r"^[\s:\"'$]+")
+
+
+def tidy(answer: str) -> str:
+    """The answer as other models write it, reduced to what the paper's traces put there:
+    `the answer is **324**.`, `the answer is 18 * 18 = 324. Let's verify ...`, `the answer is `324``
+    and `the answer is \\boxed{324}` all give `324`. Each rule only removes text no target holds
+    (the dataset's 2,186 traces score the same with and without it; a test checks), and bbm counts
+    the answers whose score it changed (`strict_status`)."""
+    boxed = _BOXED.search(answer)
+    if boxed:
+        answer = boxed.group(1)
+    answer = _FENCES.sub("", answer)
+    end = _SENTENCE_END.search(answer)
+    if end:
+        answer = answer[:end.start()]
+    if "=" in answer:  # a calculation ending in its result: the result is the answer
+        answer = answer.rsplit("=", 1)[1]
+    return _TRAILING.sub("", _LEADING.sub("", answer.rstrip()))
+
+
 def strip(answer: str) -> str | Invalid:
     answer = answer.strip()
     return answer if answer else Invalid("empty answer")

@@ -7,7 +7,7 @@ from functools import cached_property
 from importlib import resources
 from typing import Sequence
 
-from .answers import Filter, Invalid, Scored, option_letter, run_filters, score_answer, strip, take_answer
+from .answers import Filter, Invalid, Scored, option_letter, run_filters, score_answer, strip, take_answer, tidy
 
 STEP_PREFIX = "Thought"
 
@@ -44,6 +44,11 @@ class TaskSpec:
 
     @property
     def normalisers(self) -> tuple[Filter, ...]:
+        return (tidy, strip, option_letter) if self.multiple_choice else (tidy, strip)
+
+    @property
+    def strict_normalisers(self) -> tuple[Filter, ...]:
+        """The paper's scoring alone: the regex's match, stripped, exact match (no tidy)."""
         return (strip, option_letter) if self.multiple_choice else (strip,)
 
     def extract_answer(self, steps: Sequence[str]) -> str | Invalid:
@@ -58,6 +63,9 @@ class TaskSpec:
 
     def score(self, steps: Sequence[str], target: str) -> Scored:
         return score_answer(self.extract_answer(steps), target, self.normalisers)
+
+    def score_strict(self, steps: Sequence[str], target: str) -> Scored:
+        return score_answer(self.extract_answer(steps), target, self.strict_normalisers)
 
     def score_stored(self, answer: str | None, target: str) -> Scored:
         """Score a stored `answer` field (already extracted; null = none given) against the target."""

@@ -66,11 +66,11 @@ def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: 
     from bigbench_mistake.dataset import load_file
     from bigbench_mistake.metrics import mistake_finding_scores
 
-    from .locator import first_mistake
+    from .locator import decision_threshold, first_mistake
 
     traces = load_file(traces_path)
     locator = make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
-    th = threshold if threshold is not None else getattr(locator, "threshold", 0.5)
+    th = decision_threshold(locator, threshold)
     t0 = time.perf_counter()
     scores = locator.scores(traces)
     seconds = round(time.perf_counter() - t0, 2)

@@ -26,8 +26,22 @@ def first_mistake(step_scores: Sequence[float], threshold: float = 0.5) -> int |
     return None
 
 
-def locate(locator: Locator, traces: Sequence[Trace], threshold: float = 0.5) -> list[int | None]:
-    return [first_mistake(s, threshold) for s in locator.scores(traces)]
+DEFAULT_THRESHOLD = 0.5  # for locators that fitted none (gold, random, simulated: their scores are 0/1)
+
+
+def decision_threshold(locator: Locator, override: float | None = None) -> float:
+    """The threshold a command applies: `override` when the user gave one (--threshold), else the
+    locator's own (a trained locator carries the one it fitted), else 0.5."""
+    if override is not None:
+        return override
+    own = getattr(locator, "threshold", None)
+    return DEFAULT_THRESHOLD if own is None else float(own)
+
+
+def locate(locator: Locator, traces: Sequence[Trace], threshold: float | None = None) -> list[int | None]:
+    """First-mistake indices; `threshold=None` means the locator's own (see decision_threshold)."""
+    th = decision_threshold(locator, threshold)
+    return [first_mistake(s, th) for s in locator.scores(traces)]
 
 
 def one_hot(n_steps: int, index: int | None) -> list[float]:

