@@ -180,6 +180,9 @@ LogprobsModeOpt = typer.Option("raw", "--logprobs-mode", help="--backend openai:
                                "--logprobs-mode processed_logprobs) | none (ask for none: no log-prob selection).")
 TimeoutOpt = typer.Option(120.0, "--request-timeout", help="--backend openai: seconds per request before a retry.")
 RetriesOpt = typer.Option(5, "--retries", help="--backend openai: retries on 429/5xx/connection errors, with backoff.")
+PromptFormatOpt = typer.Option("raw", "--prompt-format", help="raw: the paper's few-shot prompt as plain text | chat: "
+                               "the few-shot prompt and question as a user message in the model's chat template "
+                               "(--backend llama); the steps and answers are the same either way.")
 
 
 def server_generator(base_url: Optional[str], model: Optional[str], concurrency: int = 4, logprobs_mode: str = "raw",
@@ -334,19 +337,28 @@ ThreadsOpt = typer.Option(None, "--threads", help="CPU threads of the model (def
 
 def load_any_generator(backend: str, model: Optional[str], gguf_file: Optional[str], dtype: str, device: str,
                        cache_dir: Optional[Path], threads: Optional[int], base_url: Optional[str], concurrency: int,
-                       logprobs_mode: str, request_timeout: float, retries: int):
+                       logprobs_mode: str, request_timeout: float, retries: int, prompt_format: str = "raw"):
     """A Generator from the CLI's model options: llama.cpp in process, transformers, or an
     OpenAI-compatible server (backtrack/backends.py says which `auto` picks)."""
     from backtrack.backends import LlamaOptions, hf_model_source, load_llama, resolve_backend
 
+    if prompt_format not in ("raw", "chat"):
+        raise ValueError(f"--prompt-format must be raw or chat, got {prompt_format!r}")
     backend = resolve_backend(backend, model, device)
+    if prompt_format == "chat" and backend != "llama":
+        raise ValueError("--prompt-format chat needs --backend llama (the chat template comes from the GGUF)")
     if backend == "openai":
         return server_generator(base_url, model, concurrency, logprobs_mode, request_timeout, retries)
     typer.echo(f"loading {model or 'the default model'} ({backend}) ...", err=True)
     if backend == "llama":
         if gguf_file:
             raise ValueError("--gguf-file is for --backend hf; with llama pass the .gguf file as --model")
-        return load_llama(model, _cache_dir(cache_dir), LlamaOptions(threads=threads))
+        gen = load_llama(model, _cache_dir(cache_dir), LlamaOptions(threads=threads))
+        if prompt_format == "chat":
+            from backtrack.chat_format import ChatFormatGenerator
+
+            gen = ChatFormatGenerator(gen, gen.chat_prefix)
+        return gen
     import torch
 
     from backtrack.hf_backend import ModelConfig, load_generator
@@ -402,7 +414,7 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                 model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                 device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                 backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
                 data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
     from backtrack.compare import run_compare, summarise_run_dir
@@ -424,7 +436,7 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
             raise ValueError("no questions selected")
         parse_shard(shard)  # a bad --shard fails before the model loads
         generator = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                       logprobs_mode, request_timeout, retries)
+                                       logprobs_mode, request_timeout, retries, prompt_format)
 
         def make(counting_generator):
             return _make_locator(locator, seed, data_dir, _cache_dir(cache_dir), counting_generator)
@@ -454,7 +466,7 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
              model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
              device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
              backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-             logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+             logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
              data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from bigbench_mistake.dataset import load_traces
@@ -468,7 +480,7 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
             raise ValueError("no traces selected")
         parse_shard(shard)  # a bad --shard fails before the model loads
         generator = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                       logprobs_mode, request_timeout, retries)
+                                       logprobs_mode, request_timeout, retries, prompt_format)
         return run_find(traces, config, generator, out, progress=lambda line: typer.echo(line, err=True), shard=shard)
 
     emit(guarded(run), as_json, render_find)
@@ -586,7 +598,7 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
                   model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                   device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                   backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
                   data_dir: Optional[Path] = DataDir,
                   as_json: bool = JsonOut) -> None:
     """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
@@ -602,7 +614,7 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
         parse_shard(shard)  # a bad --shard fails before the model loads
         cache = _cache_dir(cache_dir)
         gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                 logprobs_mode, request_timeout, retries)
+                                 logprobs_mode, request_timeout, retries, prompt_format)
         cfg = BacktrackRunConfig(locator=locator, model=gen.name, tasks=tuple(tasks or ()), limit=limit,
                                  traces_files=tuple(str(p) for p in traces_files or ()), threshold=threshold,
                                  batch_size=batch_size, verifier=verifier,
@@ -650,7 +662,7 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
                  data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
@@ -666,7 +678,7 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
         traces = _select_traces(all_traces, tasks, limit)
         cache = _cache_dir(cache_dir)
         gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                 logprobs_mode, request_timeout, retries)
+                                 logprobs_mode, request_timeout, retries, prompt_format)
         cfg = SimulateConfig(accuracies=levels, model=gen.name, tasks=tuple(tasks or ()), limit=limit, seed=rm_seed,
                              batch_size=batch_size,
                              backtrack=_backtrack_config(samples, temperature, selection, seed, max_steps,
@@ -708,7 +720,7 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
                  data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
@@ -725,7 +737,7 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
         parse_shard(shard)  # a bad --shard fails before the model loads
         cache = _cache_dir(cache_dir)
         gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                 logprobs_mode, request_timeout, retries)
+                                 logprobs_mode, request_timeout, retries, prompt_format)
         cfg = PipelineConfig(model=gen.name, locator=locator, tasks=tuple(tasks or ()), limit=limit,
                              questions_file=str(questions) if questions else None, threshold=threshold,
                              batch_size=batch_size, verifier=verifier,
@@ -788,7 +800,7 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
                  shard: Optional[str] = BtShard,
                  data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Write chains of thought one "Thought N:" step at a time (greedy, newline stop), scored by exact match."""
@@ -807,7 +819,7 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
                                seed=seed, decode=decode)
         select_questions(probe, data_dir)  # fails fast on a bad question file, before loading a model
         gen = load_any_generator(backend, model, gguf_file, dtype, device, cache_dir, threads, base_url, concurrency,
-                                 logprobs_mode, request_timeout, retries)
+                                 logprobs_mode, request_timeout, retries, prompt_format)
         config = GenerateConfig(model=gen.name, task=task, questions=probe.questions, limit=limit, seed=seed, decode=decode)
         bars: list = []
         counts = {"tokens": 0}

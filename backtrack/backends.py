@@ -6,7 +6,7 @@
   a packaged model. The path for GPUs and for HF folders.
 - openai: an OpenAI-compatible server (backtrack/openai_backend.py).
 - auto: llama on a CPU when llama-cpp-python is installed and the model is a GGUF (a packaged name
-  or a .gguf file); hf otherwise.
+  or a .gguf file); hf otherwise. Without --model, llama runs qwen2.5-coder-1.5b and hf gemma-3-270m.
 """
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from pathlib import Path
 from .embedded import DEFAULT_MODEL, MODELS, model_gguf
 
 BACKENDS = ("auto", "llama", "hf", "openai")
+# Without --model: the capable model on llama.cpp; transformers keeps the 270M model it converts
+# (a 1.5B model dequantised for torch is slow on a CPU).
+LLAMA_DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 
 def llama_cpp_installed() -> bool:
@@ -50,7 +53,7 @@ def load_llama(model: str | None, cache_dir: str | Path, options: LlamaOptions =
     if not llama_cpp_installed():
         raise ValueError("--backend llama needs llama-cpp-python: pip install -e '.[models]' (builds llama.cpp from "
                          "source, 4-12 minutes)")
-    name = model or DEFAULT_MODEL
+    name = model or LLAMA_DEFAULT_MODEL
     if name in MODELS:
         path, sha, label = model_gguf(name, cache_dir), MODELS[name].sha256, name
     elif name.endswith(".gguf") and Path(name).is_file():

