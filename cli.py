@@ -525,12 +525,13 @@ def _verifier(cfg, locator, threshold: Optional[float], seed: int, data_dir: Opt
     return Verifier(_make_locator(cfg.verifier, seed, data_dir, cache, gen), None)
 
 
-def _progress(total: int, label: str):
-    """A tqdm bar on stderr counting items; returns (callback, close)."""
-    from tqdm import tqdm
+def _progress(total: int, label: str, gen):
+    """A tqdm bar on stderr counting items, and the generator wrapped to show tokens/s on it after
+    every model call; returns (the wrapped generator, callback per finished batch, close)."""
+    from backtrack.progress import ProgressGenerator, progress_bar
 
-    bar = tqdm(total=total, desc=label, unit="item", file=sys.stderr, disable=total == 0)
-    return bar.update, bar.close
+    bar = progress_bar(total, label)
+    return ProgressGenerator(gen, bar), bar.update, bar.close
 
 
 def _make_locator(spec: str, seed: int, data_dir: Optional[Path], cache_dir: Path, generator=None):
@@ -624,9 +625,9 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
         loc = _make_locator(locator, seed, data_dir, cache, gen)
         judge = _verifier(cfg, loc, threshold, seed, data_dir, cache, gen)
         done = run_dir.done_keys()
-        step, close = _progress(len([t for t in mine if t.id not in done]), "backtrack")
+        shown, step, close = _progress(len([t for t in mine if t.id not in done]), "backtrack", gen)
         try:
-            run_backtrack(mine, loc, gen, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"),
+            run_backtrack(mine, loc, shown, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"),
                           write, done, step, judge)
         finally:
             close()
@@ -687,7 +688,11 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
         draws = simulated_draws(mine, all_traces, rm_seed)
         outcome_cache = OutcomeCache(cache / "backtrack_outcomes.jsonl")
         done = run_dir.done_keys()
-        computed = run_simulate(mine, draws, gen, cfg, outcome_cache, write, done)
+        shown, step, close = _progress(len([t for t in mine if t.id not in done]), "simulate", gen)
+        try:
+            computed = run_simulate(mine, draws, shown, cfg, outcome_cache, write, done, step)
+        finally:
+            close()
         results = summarise_simulate(run_dir.records(), levels)
         run_dir.write_results(results)
         plot = plot_run_dir(results, out)
@@ -747,9 +752,9 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
         loc = _make_locator(locator, seed, data_dir, cache, gen)
         judge = _verifier(cfg, loc, threshold, seed, data_dir, cache, gen)
         done = run_dir.done_keys()
-        step, close = _progress(len([i for i in mine if i.id not in done]), "pipeline")
+        shown, step, close = _progress(len([i for i in mine if i.id not in done]), "pipeline", gen)
         try:
-            run_pipeline(mine, gen, loc, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"), write, done, step,
+            run_pipeline(mine, shown, loc, cfg, OutcomeCache(cache / "backtrack_outcomes.jsonl"), write, done, step,
                          judge)
         finally:
             close()

@@ -32,9 +32,10 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, decision_threshold, first_mistake
 
 from .decoding import DecodeConfig, TraceRequest, decode_traces
-from .generator import Generator, Step
+from .generator import Generator, Step, sample_steps_batch
 
 SELECTIONS = ("logprob", "mean_logprob", "verifier")
+SAMPLE_STREAMS = 64  # samples decoded together at most (8 traces x 8 samples): more streams, better CPU use
 ACCEPTS = ("always", "answered", "verified")
 
 
@@ -188,34 +189,45 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
                          "that reads text)")
     state: dict[int, dict[str, Any]] = {}  # position in batch -> ranked candidates, attempts so far, cost
     out: list[Outcome | None] = [None] * len(traces)
+    located = []
     for i, (trace, loc) in enumerate(zip(traces, locations)):
         if loc is None:
             out[i] = Outcome(None, trace.steps, "unchanged", (), 0, 0.0)
-            continue
-        if not 0 <= loc < len(trace.steps):
+        elif not 0 <= loc < len(trace.steps):
             raise ValueError(f"{trace.id}: location {loc} outside 0..{len(trace.steps) - 1}")
+        else:
+            located.append(i)
+    # the samples of several traces are drawn in one call (a backend may decode them all together),
+    # at most SAMPLE_STREAMS streams at a time; each trace's samples depend only on its own seed
+    per_call = max(1, SAMPLE_STREAMS // config.n_samples)
+    for start_at in range(0, len(located), per_call):
+        group = located[start_at:start_at + per_call]
         start = time.perf_counter()
-        spec = get_task(trace.task)
-        prompt = spec.prompt(trace.input, trace.steps[:loc])
-        samples = generator.sample_steps(prompt, config.n_samples, config.temperature,
-                                         sample_seed(config.seed, trace.id, loc, round_index),
-                                         config.max_step_tokens, top_k=config.top_k, top_p=config.top_p)
-        considered = consider(samples, trace.steps[loc])
-        scores = None
-        if config.selection == "verifier":
-            scores = verifier.step_scores(trace, [s.text for s in samples], loc)
-            for c, v in zip(considered, scores):
-                c["verifier_score"] = round(float(v), 6)
-        ranked = rank_survivors(samples, considered, config.selection, scores)
-        sampled_tokens = sum(s.n_tokens for s in samples)
-        if not ranked:
-            out[i] = Outcome(loc, trace.steps, "uncorrectable", tuple(considered), sampled_tokens,
-                             time.perf_counter() - start)
-            continue
-        if config.accept == "always":
-            ranked = ranked[:1]  # the paper keeps the best survivor, whatever its trace turns into
-        state[i] = {"loc": loc, "samples": samples, "considered": considered, "ranked": ranked, "attempts": [],
-                    "tokens": sampled_tokens, "seconds": time.perf_counter() - start}
+        drawn = sample_steps_batch(
+            generator, [get_task(traces[i].task).prompt(traces[i].input, traces[i].steps[:locations[i]]) for i in group],
+            config.n_samples, config.temperature,
+            [sample_seed(config.seed, traces[i].id, locations[i], round_index) for i in group],
+            config.max_step_tokens, top_k=config.top_k, top_p=config.top_p)
+        share = (time.perf_counter() - start) / len(group)
+        for i, samples in zip(group, drawn):
+            trace, loc = traces[i], locations[i]
+            start = time.perf_counter()
+            considered = consider(samples, trace.steps[loc])
+            scores = None
+            if config.selection == "verifier":
+                scores = verifier.step_scores(trace, [s.text for s in samples], loc)
+                for c, v in zip(considered, scores):
+                    c["verifier_score"] = round(float(v), 6)
+            ranked = rank_survivors(samples, considered, config.selection, scores)
+            sampled_tokens = sum(s.n_tokens for s in samples)
+            seconds = share + time.perf_counter() - start
+            if not ranked:
+                out[i] = Outcome(loc, trace.steps, "uncorrectable", tuple(considered), sampled_tokens, seconds)
+                continue
+            if config.accept == "always":
+                ranked = ranked[:1]  # the paper keeps the best survivor, whatever its trace turns into
+            state[i] = {"loc": loc, "samples": samples, "considered": considered, "ranked": ranked, "attempts": [],
+                        "tokens": sampled_tokens, "seconds": seconds}
     pending = sorted(state)
     while pending:
         start = time.perf_counter()

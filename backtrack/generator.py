@@ -59,3 +59,16 @@ class Generator(Protocol):
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         """log P(continuation | prompt) for each continuation (sum over its tokens, temperature 1)."""
         ...
+
+
+def sample_steps_batch(generator: Generator, prompts: Sequence[str], n: int, temperature: float,
+                       seeds: Sequence[int], max_tokens: int, top_k: int | None = None,
+                       top_p: float | None = None) -> list[list[Step]]:
+    """`sample_steps(prompts[i], n, temperature, seeds[i], ...)` for every i: through the backend's own
+    `sample_steps_batch` when it has one (llama.cpp decodes all n x len(prompts) streams together),
+    else one call per prompt. Either way the same samples (each drawn from its (seed, index) stream)."""
+    own = getattr(generator, "sample_steps_batch", None)
+    if own is not None:
+        return own(prompts, n, temperature, seeds, max_tokens, top_k=top_k, top_p=top_p)
+    return [generator.sample_steps(p, n, temperature, s, max_tokens, top_k=top_k, top_p=top_p)
+            for p, s in zip(prompts, seeds)]

@@ -90,17 +90,21 @@ def run_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | No
     for tid, locs in needed.items():
         if not locs:  # every level keeps this trace as it is: nothing to backtrack
             write(trace_record(by_id[tid], draws[tid], {}))
+            if on_batch:
+                on_batch(1)
     pairs = [(by_id[tid], loc) for tid, locs in needed.items() for loc in locs]
     for start in range(0, len(pairs), cfg.batch_size):
         batch = pairs[start:start + cfg.batch_size]
         outcomes = backtrack_with_cache([t for t, _ in batch], [loc for _, loc in batch], generator,
                                         cfg.backtrack, cache)
+        written = 0
         for (t, loc), o in zip(batch, outcomes):
             got[t.id][loc] = o
             if len(got[t.id]) == len(needed[t.id]):
                 write(trace_record(t, draws[t.id], got.pop(t.id)))
-        if on_batch:
-            on_batch(len(batch))
+                written += 1
+        if on_batch and written:
+            on_batch(written)  # traces finished
     return len(pairs)
 
 

@@ -22,7 +22,7 @@ from reward_model.locator import Locator, locate
 
 from .backtracking import ACCEPTS, SELECTIONS
 from .decoding import DecodeConfig, TraceRequest, decode_traces
-from .generator import Generator, Step
+from .generator import Generator, Step, sample_steps_batch
 from .least_to_most import least_to_most as run_least_to_most
 from .self_consistency import extract_ballots, majority_vote, sample_traces, weighted_vote, winning_sample
 
@@ -129,6 +129,12 @@ class CountingGenerator:
     def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
         return self._count(self.inner.sample_each(prompts, temperature, seeds, max_tokens, top_k=top_k, top_p=top_p))
+
+    def sample_steps_batch(self, prompts: Sequence[str], n: int, temperature: float, seeds: Sequence[int],
+                           max_tokens: int, top_k: int | None = None, top_p: float | None = None) -> list[list[Step]]:
+        out = sample_steps_batch(self.inner, prompts, n, temperature, seeds, max_tokens, top_k, top_p)
+        self._count([s for steps in out for s in steps])
+        return out
 
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         self.calls += 1

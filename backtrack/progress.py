@@ -1,0 +1,41 @@
+"""Progress a person can watch: items done, and tokens/s that move with every model call.
+
+A command's bar counts finished items (traces, questions). One item can take minutes (a batch of
+traces decoded step by step), so the generator is wrapped to count the tokens of every call and
+refresh the bar's tokens/s after each one: the display moves at least once per model call (one
+step of a batch: seconds), not once per batch.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from .generator import Step
+from .strategies import CountingGenerator
+
+
+class ProgressGenerator(CountingGenerator):
+    """CountingGenerator that reports tokens and tokens/s on a tqdm bar after every call; other
+    attributes (e.g. a backend's chat_prefix) pass through to the wrapped generator."""
+
+    def __init__(self, inner: Any, bar: Any):
+        super().__init__(inner)
+        self.bar = bar
+        self.start = time.perf_counter()
+
+    def _count(self, steps: list[Step]) -> list[Step]:
+        super()._count(steps)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix(tokens=self.tokens, tok_s=f"{self.tokens / elapsed:.1f}", refresh=True)
+        return steps
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
+
+
+def progress_bar(total: int, label: str):
+    """A tqdm bar on stderr counting items."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="item", file=sys.stderr, disable=total == 0, mininterval=0)
