@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -99,6 +100,30 @@ def sampling_logprobs(logits: np.ndarray, temperature: float, top_k: int | None,
     return lp
 
 
+def _pick(s: "_Stream") -> tuple[int, float]:
+    """The next token of a stream and its log-prob under the distribution it is drawn from. One pass
+    of exp over the vocabulary (this runs once per stream per token: it is most of bbm's own cost)."""
+    if s.greedy:
+        tok = int(np.argmax(s.logits))
+        z = s.logits.astype(np.float64)
+        m = z[tok]
+        return tok, float(-np.log(np.exp(z - m).sum()))  # log softmax at temperature 1 of the argmax
+    if s.top_k is not None or s.top_p is not None:
+        lp = sampling_logprobs(s.logits, s.temperature, s.top_k, s.top_p)
+        p = np.exp(lp)
+    else:
+        z = s.logits.astype(np.float64) / s.temperature
+        p = np.exp(z - z.max())
+        lp = None
+    cdf = np.cumsum(p)
+    tok = int(min(np.searchsorted(cdf, s.rng.random() * cdf[-1], side="right"), p.size - 1))
+    while p[tok] == 0:  # the float edge of the cdf, or a token outside top-k/top-p: step back to a kept one
+        tok -= 1
+    if lp is not None:
+        return tok, float(lp[tok])
+    return tok, float(np.log(p[tok]) - np.log(cdf[-1]))
+
+
 @dataclass
 class _Stream:
     """One sequence being decoded: a greedy step, or sample k of a prompt."""
@@ -161,6 +186,12 @@ class LlamaCppGenerator:
         self.prompt_tokens_evaluated = 0          # counters for benchmarks and tests
         self.prompt_tokens_reused = 0
         self.decode_calls = 0
+        self.generated_tokens = 0
+        # called as on_progress(prompt tokens evaluated, tokens generated) about every
+        # `progress_every_s` seconds inside a long call, so a progress display can move mid-call
+        self.on_progress = None
+        self.progress_every_s = 10.0
+        self._last_progress = 0.0
         digest = config.sha256 or _quick_digest(config.model_path)
         label = config.label or Path(config.model_path).name
         self.name = f"{label}#{digest[:12]}@llama.cpp-{ll.__version__}"
@@ -256,6 +287,7 @@ class LlamaCppGenerator:
             rc = self.ll.llama_decode(self.ctx, b)
             self.decode_calls += 1
             if rc == 0:
+                self._report()
                 return
             idle = sorted((s for s in self.seqs if s not in pinned), key=lambda s: self._used.get(s, 0))
             if rc != 1 or not idle:
@@ -263,6 +295,14 @@ class LlamaCppGenerator:
                                    f"{self.n_ctx} cells: raise n_ctx or lower the batch size")
             for s in idle[: max(1, len(idle) // 2)]:
                 self._free_seq(s)
+
+    def _report(self) -> None:
+        if self.on_progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last_progress >= self.progress_every_s:
+            self._last_progress = now
+            self.on_progress(self.prompt_tokens_evaluated, self.generated_tokens)
 
     def _logits(self, i: int) -> np.ndarray:
         ptr = self.ll.llama_get_logits_ith(self.ctx, i)
@@ -333,6 +373,7 @@ class LlamaCppGenerator:
                 if e[3]:
                     last[i] = self._logits(b)  # llama_get_logits_ith takes the token's index in the batch
             self.prompt_tokens_evaluated += len(chunk)
+            self._report()
         for seq, toks in zip(seq_of, prompts):
             self.seqs[seq] = list(toks)
         return [(seq_of[i], last[i]) for i in range(len(prompts))]
@@ -345,17 +386,10 @@ class LlamaCppGenerator:
         while live:
             entries = []
             for s in live:
-                if s.greedy:
-                    lp = _log_softmax(s.logits.astype(np.float64))
-                    tok = int(np.argmax(s.logits))
-                else:
-                    lp = sampling_logprobs(s.logits, s.temperature, s.top_k, s.top_p)
-                    cdf = np.cumsum(np.exp(lp))
-                    tok = int(min(np.searchsorted(cdf, s.rng.random() * cdf[-1], side="right"), lp.size - 1))
-                    while not np.isfinite(lp[tok]):  # the float edge of the cdf: step back to a kept token
-                        tok -= 1
+                tok, logprob = _pick(s)
                 s.tokens.append(tok)
-                s.logprobs.append(float(lp[tok]))
+                self.generated_tokens += 1
+                s.logprobs.append(logprob)
                 s.pieces.append(self._pieces[tok])
                 if self._eog[tok]:
                     s.stop = STOP_EOS

@@ -2,8 +2,8 @@
 
 A command's bar counts finished items (traces, questions). One item can take minutes (a batch of
 traces decoded step by step), so the generator is wrapped to count the tokens of every call and
-refresh the bar's tokens/s after each one: the display moves at least once per model call (one
-step of a batch: seconds), not once per batch.
+refresh the bar's tokens/s after each one; a backend that can report inside a call (llama.cpp:
+64 samples decoded together can take minutes) also refreshes it every ~10 s mid-call.
 """
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ class ProgressGenerator(CountingGenerator):
         super().__init__(inner)
         self.bar = bar
         self.start = time.perf_counter()
+        if hasattr(inner, "on_progress"):  # a backend that reports inside its calls (llama.cpp): every ~10 s
+            inner.on_progress = self._mid_call
+
+    def _mid_call(self, prompt_tokens: int, generated: int) -> None:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix(tokens=self.tokens, in_call=generated, prompt_tokens=prompt_tokens,
+                             tok_s=f"{generated / elapsed:.1f}", refresh=True)
 
     def _count(self, steps: list[Step]) -> list[Step]:
         super()._count(steps)
