@@ -323,9 +323,9 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
 # ---------------------------------------------------------------- bbm compare / bbm find (prompting strategies, prompt-based finders)
 # One set of model options for every command that generates (generate, backtrack, simulate, pipeline,
 # compare, find), and one loader behind them.
-ModelOpt = typer.Option(None, "--model", help="A packaged model (qwen2.5-coder-1.5b | gemma-3-270m, the default), a "
-                        ".gguf file, or (--backend hf) a model folder or hub id; with --backend openai, the name the "
-                        "server serves.")
+ModelOpt = typer.Option(None, "--model", help="A packaged model (qwen2.5-coder-1.5b, the default on llama.cpp | "
+                        "gemma-3-270m, the default on transformers), a .gguf file, or (--backend hf) a model folder "
+                        "or hub id; with --backend openai, the name the server serves.")
 GgufOpt = typer.Option(None, "--gguf-file", help="GGUF file inside --model (folder or hub repo).")
 DtypeOpt = typer.Option("auto", "--dtype", help="auto (bfloat16 where the CPU/GPU has it natively) | float32 | bfloat16 | float16")
 DeviceOpt = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda.")
@@ -414,7 +414,8 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                 model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                 device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                 backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
+                logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                prompt_format: str = PromptFormatOpt,
                 data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
     from backtrack.compare import run_compare, summarise_run_dir
@@ -466,7 +467,8 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
              model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
              device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
              backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-             logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
+             logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+             prompt_format: str = PromptFormatOpt,
              data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from bigbench_mistake.dataset import load_traces
@@ -600,7 +602,8 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
                   model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                   device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                   backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
+                  logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                  prompt_format: str = PromptFormatOpt,
                   data_dir: Optional[Path] = DataDir,
                   as_json: bool = JsonOut) -> None:
     """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
@@ -664,7 +667,8 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 prompt_format: str = PromptFormatOpt,
                  data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
@@ -726,7 +730,8 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 prompt_format: str = PromptFormatOpt,
                  data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
@@ -805,7 +810,8 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
                  model: Optional[str] = ModelOpt, gguf_file: Optional[str] = GgufOpt, dtype: str = DtypeOpt,
                  device: str = DeviceOpt, cache_dir: Optional[Path] = CacheOpt, threads: Optional[int] = ThreadsOpt,
                  backend: str = BackendOpt, base_url: Optional[str] = BaseUrlOpt, concurrency: int = ConcurrencyOpt,
-                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt, prompt_format: str = PromptFormatOpt,
+                 logprobs_mode: str = LogprobsModeOpt, request_timeout: float = TimeoutOpt, retries: int = RetriesOpt,
+                 prompt_format: str = PromptFormatOpt,
                  shard: Optional[str] = BtShard,
                  data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Write chains of thought one "Thought N:" step at a time (greedy, newline stop), scored by exact match."""
