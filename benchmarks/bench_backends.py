@@ -154,8 +154,7 @@ def main() -> None:
             print(r.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{m}: benchmark failed")
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-    for row in rows:
-        print(json.dumps(row, indent=1))
+        print(json.dumps(rows[-1], indent=1), flush=True)  # each model as soon as it is measured
 
 
 if __name__ == "__main__":
