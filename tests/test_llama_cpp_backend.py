@@ -78,14 +78,18 @@ def test_sample_logprob_equals_a_separate_forward_pass(gen, temperature, top_k, 
     prompt = gen.tokenize(PROMPTS[0])
     for r in raw:
         if top_k is None and top_p is None:
-            # Gemma 3 270M in llama.cpp moves by up to ~0.006 a token between batch shapes and cache
+            # Gemma 3 270M in llama.cpp moves by up to ~0.02 a token between batch shapes and cache
             # histories (measured; README); Qwen's 1e-3 bound on the sum is checked in the slow test below
             again = gen.token_logprobs(prompt, list(r.token_ids), temperature)
-            assert sum(again) == pytest.approx(sum(r.token_logprobs), abs=0.01 * len(again))
+            assert sum(again) == pytest.approx(sum(r.token_logprobs), abs=0.05 * len(again))
         else:  # the truncated distribution, renormalised, from the same pass's logits
             assert all(math.isfinite(x) for x in r.token_logprobs)
             assert sum(r.token_logprobs) >= sum(gen.token_logprobs(prompt, list(r.token_ids), temperature)) - 1e-3
-    assert sampling_logprobs.__name__  # the distribution sampled is the one reported (see the module)
+    # the reported log-prob is that of the distribution sampled: recompute it from the same logits
+    logits = gen._load_prompts([prompt], set())[0][1]
+    first = [r.token_ids[0] for r in raw]
+    lp = sampling_logprobs(logits, temperature, top_k, top_p)
+    assert [r.token_logprobs[0] for r in raw] == pytest.approx([lp[t] for t in first], rel=0.03, abs=0.02)
 
 
 def test_seeds_reproduce_samples_and_a_sample_does_not_depend_on_n(gen):
