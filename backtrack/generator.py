@@ -34,6 +34,18 @@ class Step:
             raise ValueError("n_tokens must be >= 0")
 
 
+@dataclass(frozen=True)
+class RawStep:
+    """One decoded step with its token ids (what Step hides), as the local backends produce it."""
+    token_ids: tuple[int, ...]
+    token_logprobs: tuple[float, ...]
+    text: str
+    stop_reason: str
+
+    def to_step(self) -> Step:
+        return Step(self.text, float(sum(self.token_logprobs)), len(self.token_ids), self.stop_reason)
+
+
 @runtime_checkable
 class Generator(Protocol):
     #: identifies the model and everything that changes its outputs (used in cache keys)

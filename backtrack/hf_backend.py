@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step
+from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -56,18 +56,6 @@ class ModelConfig:
             raise ValueError("the embedded model needs cache_dir")
         if self.prefix_cache_tokens < 0:
             raise ValueError("prefix_cache_tokens must be >= 0")
-
-
-@dataclass(frozen=True)
-class RawStep:
-    """One decoded step with its token ids (what Step hides): for tests and analyses."""
-    token_ids: tuple[int, ...]
-    token_logprobs: tuple[float, ...]
-    text: str
-    stop_reason: str
-
-    def to_step(self) -> Step:
-        return Step(self.text, float(sum(self.token_logprobs)), len(self.token_ids), self.stop_reason)
 
 
 def cpu_has_native_bf16() -> bool:

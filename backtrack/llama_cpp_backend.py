@@ -41,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step
+from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step
 
 
 _QUIET = None  # the process's llama.cpp log callback (set once, never freed)
@@ -67,17 +67,6 @@ class LlamaCppConfig:
             raise ValueError("n_ctx must be >= 256, n_batch >= 1 and n_seq_max in 2..256")
         if not 1 <= self.keep_seqs <= self.n_seq_max:
             raise ValueError("keep_seqs must be in 1..n_seq_max")
-
-
-@dataclass(frozen=True)
-class RawStep:
-    token_ids: tuple[int, ...]
-    token_logprobs: tuple[float, ...]
-    text: str
-    stop_reason: str
-
-    def to_step(self) -> Step:
-        return Step(self.text, float(sum(self.token_logprobs)), len(self.token_ids), self.stop_reason)
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
