@@ -190,7 +190,7 @@ def server_generator(base_url: Optional[str], model: Optional[str], concurrency:
     """The OpenAI-compatible server backend from CLI options (the API key comes from OPENAI_API_KEY)."""
     import os
 
-    from backtrack.openai_backend import OpenAIConfig, OpenAIGenerator
+    from backtrack.lm.openai_backend import OpenAIConfig, OpenAIGenerator
 
     if not base_url or not model:
         raise ValueError("--backend openai needs --base-url URL and --model NAME (the name the server serves)")
@@ -217,7 +217,7 @@ def merge_cli(run_dirs: List[Path] = typer.Argument(..., help="The run directori
     Checks that the configs agree except for the shard (and base URL), that all n shards are there,
     finished and disjoint; writes samples.jsonl in the original item order and recomputes results.json
     with the function the unsharded run uses."""
-    from backtrack.shard import merge_runs
+    from backtrack.runs.shard import merge_runs
 
     emit(guarded(lambda: merge_runs(out, run_dirs)), as_json, render_merge)
 
@@ -340,7 +340,7 @@ def load_any_generator(backend: str, model: Optional[str], gguf_file: Optional[s
                        logprobs_mode: str, request_timeout: float, retries: int, prompt_format: str = "raw"):
     """A Generator from the CLI's model options: llama.cpp in process, transformers, or an
     OpenAI-compatible server (backtrack/backends.py says which `auto` picks)."""
-    from backtrack.backends import LlamaOptions, hf_model_source, load_llama, resolve_backend
+    from backtrack.lm.backends import LlamaOptions, hf_model_source, load_llama, resolve_backend
 
     if prompt_format not in ("raw", "chat"):
         raise ValueError(f"--prompt-format must be raw or chat, got {prompt_format!r}")
@@ -355,13 +355,13 @@ def load_any_generator(backend: str, model: Optional[str], gguf_file: Optional[s
             raise ValueError("--gguf-file is for --backend hf; with llama pass the .gguf file as --model")
         gen = load_llama(model, _cache_dir(cache_dir), LlamaOptions(threads=threads))
         if prompt_format == "chat":
-            from backtrack.chat_format import ChatFormatGenerator
+            from backtrack.lm.chat_format import ChatFormatGenerator
 
             gen = ChatFormatGenerator(gen, gen.chat_prefix)
         return gen
     import torch
 
-    from backtrack.hf_backend import ModelConfig, load_generator
+    from backtrack.lm.hf_backend import ModelConfig, load_generator
 
     if threads:
         torch.set_num_threads(threads)
@@ -418,9 +418,9 @@ def compare_cli(strategies: str = typer.Option("cot,self-consistency,least-to-mo
                 prompt_format: str = PromptFormatOpt,
                 data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
-    from backtrack.compare import run_compare, summarise_run_dir
-    from backtrack.shard import parse_shard
-    from backtrack.strategies import StrategyConfig, items_from_traces, read_questions
+    from backtrack.runs.compare import run_compare, summarise_run_dir
+    from backtrack.runs.shard import parse_shard
+    from backtrack.methods.strategies import StrategyConfig, items_from_traces, read_questions
     from bigbench_mistake.dataset import load_all
 
     def run() -> dict:
@@ -472,8 +472,9 @@ def find_cli(method: str = typer.Option("direct-step", "--method", help="direct-
              data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from bigbench_mistake.dataset import load_traces
-    from backtrack.shard import parse_shard
-    from reward_model.prompt_finders import FinderConfig, run_find, select_traces
+    from backtrack.runs.shard import parse_shard
+    from backtrack.runs.find import run_find, select_traces
+    from reward_model.prompt_finders import FinderConfig
 
     def run() -> dict:
         config = FinderConfig(method=method, mode=mode, reasoning_tokens=reasoning_tokens)
@@ -509,7 +510,7 @@ BtShard = typer.Option(None, "--shard", help="Run only slice i/n (0-based) of th
 
 def _backtrack_config(samples: int, temperature: float, selection: str, seed: int, max_steps: int,
                       max_step_tokens: int, batch_size: int, rounds: int = 1, accept: str = "always"):
-    from backtrack.backtracking import BacktrackConfig
+    from backtrack.methods.backtracking import BacktrackConfig
 
     return BacktrackConfig(n_samples=samples, temperature=temperature, selection=selection, seed=seed,
                            max_steps=max_steps, max_step_tokens=max_step_tokens, batch_size=batch_size, rounds=rounds,
@@ -519,7 +520,7 @@ def _backtrack_config(samples: int, temperature: float, selection: str, seed: in
 def _verifier(cfg, locator, threshold: Optional[float], seed: int, data_dir: Optional[Path], cache: Path, gen):
     """The Verifier of a guarded run (None for the paper's algorithm). --threshold applies to it only
     when it is the run's own locator; another verifier uses its own."""
-    from backtrack.backtracking import Verifier
+    from backtrack.methods.backtracking import Verifier
 
     if cfg.verifier is None:
         return None
@@ -531,7 +532,7 @@ def _verifier(cfg, locator, threshold: Optional[float], seed: int, data_dir: Opt
 def _progress(total: int, label: str, gen):
     """A tqdm bar on stderr counting items, and the generator wrapped to show tokens/s on it after
     every model call; returns (the wrapped generator, callback per finished batch, close)."""
-    from backtrack.progress import ProgressGenerator, progress_bar
+    from backtrack.lm.progress import ProgressGenerator, progress_bar
 
     bar = progress_bar(total, label)
     return ProgressGenerator(gen, bar), bar.update, bar.close
@@ -552,8 +553,8 @@ def _make_locator(spec: str, seed: int, data_dir: Optional[Path], cache_dir: Pat
 def _sharded_run(out: Path, config: dict, items: list, shard: Optional[str]):
     """The run directory of this shard of `items` (all of them without --shard), the shard's items, and
     a writer that stamps each record with its item's position in the full list (what bbm merge needs)."""
-    from backtrack.rundir import RunDir
-    from backtrack.shard import ITEM_INDEX, parse_shard, with_shard
+    from backtrack.runs.rundir import RunDir
+    from backtrack.runs.shard import ITEM_INDEX, parse_shard, with_shard
 
     part = parse_shard(shard)
     run_dir = RunDir(out, with_shard(config, part, len(items)))
@@ -607,9 +608,9 @@ def backtrack_cli(locator: str = typer.Option(..., "--locator", help="gold | ran
                   data_dir: Optional[Path] = DataDir,
                   as_json: bool = JsonOut) -> None:
     """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
-    from backtrack.cache import OutcomeCache
-    from backtrack.experiment import BacktrackRunConfig, run_backtrack, summarise_backtrack
-    from backtrack.shard import parse_shard
+    from backtrack.runs.cache import OutcomeCache
+    from backtrack.runs.experiment import BacktrackRunConfig, run_backtrack, summarise_backtrack
+    from backtrack.runs.shard import parse_shard
     from bigbench_mistake.dataset import load_traces
 
     def run() -> dict:
@@ -672,9 +673,9 @@ def simulate_cli(accuracies: str = typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,
                  data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
-    from backtrack.cache import OutcomeCache
-    from backtrack.shard import parse_shard
-    from backtrack.simulate import SimulateConfig, plot_run_dir, run_simulate, simulated_draws, summarise_simulate
+    from backtrack.runs.cache import OutcomeCache
+    from backtrack.runs.shard import parse_shard
+    from backtrack.runs.simulate import SimulateConfig, plot_run_dir, run_simulate, simulated_draws, summarise_simulate
     from bigbench_mistake.dataset import load_all
 
     def run() -> dict:
@@ -735,9 +736,9 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
                  data_dir: Optional[Path] = DataDir,
                  as_json: bool = JsonOut) -> None:
     """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
-    from backtrack.cache import OutcomeCache
-    from backtrack.pipeline import PipelineConfig, before_after, run_pipeline, summarise_pipeline
-    from backtrack.shard import parse_shard
+    from backtrack.runs.cache import OutcomeCache
+    from backtrack.runs.pipeline import PipelineConfig, before_after, run_pipeline, summarise_pipeline
+    from backtrack.runs.shard import parse_shard
     from bigbench_mistake.dataset import load_all
     from bigbench_mistake.questions import questions_from_traces, read_questions
 
@@ -777,7 +778,7 @@ def pipeline_cli(out: Path = typer.Option(Path("runs/pipeline"), "--out", help="
 def report_cli(run_dirs: List[Path] = typer.Argument(..., help="Run directories (any kinds; same kinds side by side)."),
                out: Optional[Path] = typer.Option(None, "--out", help="Write the Markdown here (default: print it).")) -> None:
     """Render run directories as Markdown, comparing runs side by side, with their plots."""
-    from backtrack.report import render_report
+    from backtrack.runs.report import render_report
 
     text = guarded(lambda: render_report(run_dirs))
     if out:
@@ -819,9 +820,9 @@ def generate_cli(task: Optional[str] = typer.Option(None, "--task", "-t", help="
         import torch
         from tqdm import tqdm
 
-        from backtrack.decoding import DecodeConfig
-        from backtrack.generate import GenerateConfig, generate, select_questions
-        from backtrack.shard import parse_shard
+        from backtrack.methods.decoding import DecodeConfig
+        from backtrack.runs.generate import GenerateConfig, generate, select_questions
+        from backtrack.runs.shard import parse_shard
 
         parse_shard(shard)  # a bad --shard fails before the model loads
         torch.manual_seed(seed)

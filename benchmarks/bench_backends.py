@@ -50,9 +50,9 @@ def questions(task: str, n: int):
 
 
 def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, trace_steps: int = 5) -> dict:
-    from backtrack.backends import LlamaOptions, load_llama
-    from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces
-    from backtrack.embedded import model_gguf
+    from backtrack.lm.backends import LlamaOptions, load_llama
+    from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+    from backtrack.lm.embedded import model_gguf
     from bigbench_mistake.tasks import get_task
 
     spec = get_task("multistep_arithmetic")

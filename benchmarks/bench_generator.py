@@ -69,9 +69,9 @@ def main() -> None:
 
     import torch
 
-    from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces
-    from backtrack.generate import dataset_questions
-    from backtrack.hf_backend import ModelConfig, load_generator
+    from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+    from backtrack.runs.generate import dataset_questions
+    from backtrack.lm.hf_backend import ModelConfig, load_generator
     from bigbench_mistake.tasks import get_task
 
     if args.threads:
@@ -154,7 +154,7 @@ def main() -> None:
               f"identical traces: {same}/{len(reqs)}; peak RSS {peak_mib():.0f} MiB")
 
     if "d" not in args.skip:
-        from backtrack.self_consistency import sample_trace, sample_traces
+        from backtrack.methods.self_consistency import sample_trace, sample_traces
 
         kw = dict(temperature=0.7, seed=0, max_steps=args.sc_steps, max_step_tokens=args.max_tokens)
         gen.store.entries.clear()

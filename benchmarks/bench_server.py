@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backtrack.llama_cpp_server import LlamaCppServer, embedded_gguf  # noqa: E402
-from backtrack.openai_backend import OpenAIConfig, OpenAIGenerator  # noqa: E402
+from backtrack.lm.llama_cpp_server import LlamaCppServer, embedded_gguf  # noqa: E402
+from backtrack.lm.openai_backend import OpenAIConfig, OpenAIGenerator  # noqa: E402
 from bigbench_mistake.dataset import load_all  # noqa: E402
-from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces  # noqa: E402
+from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces  # noqa: E402
 
 # One exemplar instead of the paper's few-shot prompt (--few-shot paper): llama-cpp-python sorts the
 # whole 262k-token Gemma vocabulary in Python for every token it returns a log-prob for, and the

@@ -10,10 +10,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
-from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces
-from backtrack.hf_backend import ModelConfig, load_generator
-from backtrack.llama_cpp_server import LlamaCppServer, embedded_gguf
-from backtrack.openai_backend import OpenAIConfig, OpenAIGenerator
+from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+from backtrack.lm.hf_backend import ModelConfig, load_generator
+from backtrack.lm.llama_cpp_server import LlamaCppServer, embedded_gguf
+from backtrack.lm.openai_backend import OpenAIConfig, OpenAIGenerator
 from bigbench_mistake.dataset import load_all
 
 SHORT = "Q: 3 + 4 =\nThought 1: 3 + 4 = 7.\nThought 2: So the answer is 7."

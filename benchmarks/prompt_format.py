@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from backtrack.backends import LlamaOptions, load_llama
-    from backtrack.chat_format import ChatFormatGenerator
-    from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces
+    from backtrack.lm.backends import LlamaOptions, load_llama
+    from backtrack.lm.chat_format import ChatFormatGenerator
+    from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
     from bigbench_mistake.dataset import load_all
     from bigbench_mistake.questions import questions_from_traces
     from bigbench_mistake.tasks import TASKS, get_task

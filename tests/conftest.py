@@ -11,6 +11,6 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_generator(tiny_model_dir):
-    from backtrack.hf_backend import ModelConfig, load_generator
+    from backtrack.lm.hf_backend import ModelConfig, load_generator
 
     return load_generator(ModelConfig(model=str(tiny_model_dir), dtype="float32"))

@@ -5,11 +5,11 @@ import dataclasses
 
 import pytest
 
-from backtrack.backtracking import BacktrackConfig, Verifier, backtrack_batch, sample_seed
-from backtrack.cache import OutcomeCache
-from backtrack.experiment import BacktrackRunConfig, backtrack_traces
-from backtrack.pipeline import PipelineConfig
-from backtrack.strategies import StrategyConfig
+from backtrack.methods.backtracking import BacktrackConfig, Verifier, backtrack_batch, sample_seed
+from backtrack.runs.cache import OutcomeCache
+from backtrack.runs.experiment import BacktrackRunConfig, backtrack_traces
+from backtrack.runs.pipeline import PipelineConfig
+from backtrack.methods.strategies import StrategyConfig
 from bigbench_mistake.dataset import load_all
 from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task

@@ -1,11 +1,11 @@
 """Backtracking's pure parts: sample selection, Table 6 / Figure 2 arithmetic, cache keys."""
 import pytest
 
-from backtrack.backtracking import BacktrackConfig, choose_replacement, sample_seed
-from backtrack.cache import OutcomeCache, outcome_key
-from backtrack.experiment import BacktrackRunConfig, summarise_backtrack
-from backtrack.generator import Step
-from backtrack.simulate import break_even, level_location
+from backtrack.methods.backtracking import BacktrackConfig, choose_replacement, sample_seed
+from backtrack.runs.cache import OutcomeCache, outcome_key
+from backtrack.runs.experiment import BacktrackRunConfig, summarise_backtrack
+from backtrack.lm.generator import Step
+from backtrack.runs.simulate import break_even, level_location
 from bigbench_mistake.records import Trace
 
 
@@ -89,7 +89,7 @@ def test_coupled_levels_and_break_even():
 
 
 def test_sweep_levels_are_exactly_the_simulated_locator():
-    from backtrack.simulate import simulated_draws
+    from backtrack.runs.simulate import simulated_draws
     from bigbench_mistake.dataset import load_all
     from reward_model.simple import SimulatedLocator, label_distribution
 

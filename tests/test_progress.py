@@ -3,7 +3,7 @@ import io
 
 from tqdm import tqdm
 
-from backtrack.progress import ProgressGenerator
+from backtrack.lm.progress import ProgressGenerator
 from bigbench_mistake.tasks import get_task
 
 

@@ -1,7 +1,7 @@
 """bbm report's Table 6: runs of one locator on different tasks fill one column group; overall adds counts."""
 from pathlib import Path
 
-from backtrack.report import combine_blocks, render_backtrack
+from backtrack.runs.report import combine_blocks, render_backtrack
 
 
 def block(n_right, n_wrong, kept_right, fixed_wrong, tokens=10, seconds=1.0):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backtrack.rundir import RunDir
-from backtrack.shard import RESULTS_FUNCTIONS, WHOLE, Shard, merge_runs, parse_shard, with_shard
+from backtrack.runs.rundir import RunDir
+from backtrack.runs.shard import RESULTS_FUNCTIONS, WHOLE, Shard, merge_runs, parse_shard, with_shard
 
 ITEMS = [f"question {k}" for k in range(11)]
 CONFIG = {"kind": "toy", "model": "m", "seed": 0, "samples_per_item": 2}

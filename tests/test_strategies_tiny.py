@@ -3,14 +3,16 @@ import json
 
 import pytest
 
-from backtrack.compare import run_compare
-from backtrack.least_to_most import decompose_prompt, least_to_most as ltm, solve_subquestions
-from backtrack.self_consistency import majority_vote
-from backtrack.strategies import CountingGenerator, Item, StrategyConfig, get_strategy
+from backtrack.runs.compare import run_compare
+from backtrack.methods.least_to_most import decompose_prompt, least_to_most as ltm, solve_subquestions
+from backtrack.methods.self_consistency import majority_vote
+from backtrack.lm.wrappers import CountingGenerator
+from backtrack.methods.strategies import Item, StrategyConfig, get_strategy
 from bigbench_mistake.dataset import load_task
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator
-from reward_model.prompt_finders import FinderConfig, PromptFinder, run_find, step_prompt
+from backtrack.runs.find import run_find
+from reward_model.prompt_finders import FinderConfig, PromptFinder, step_prompt
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +158,7 @@ def test_compare_run_dir_resumes(gen, tmp_path):
     again = run_compare(ITEMS, strategies, cfg, counter, tmp_path / "run")
     assert counter.calls == 0 and again["all"] == out["all"]  # resumed: nothing recomputed
     assert json.loads((tmp_path / "run" / "results.json").read_text())["all"] == out["all"]
-    from backtrack.compare import summarise_run_dir
+    from backtrack.runs.compare import summarise_run_dir
 
     assert summarise_run_dir(tmp_path / "run")["all"] == out["all"]  # --summary-only: reads, runs nothing
     with pytest.raises(ValueError):
@@ -164,7 +166,7 @@ def test_compare_run_dir_resumes(gen, tmp_path):
 
 
 def test_sample_traces_advances_k_traces_together_as_sample_trace_draws_them(gen):
-    from backtrack.self_consistency import sample_trace, sample_traces
+    from backtrack.methods.self_consistency import sample_trace, sample_traces
 
     spec = get_task("multistep_arithmetic")
     kw = dict(temperature=1.0, seed=4, max_steps=3, max_step_tokens=10)
@@ -179,7 +181,7 @@ def test_sample_traces_advances_k_traces_together_as_sample_trace_draws_them(gen
 def test_compare_generates_shared_calls_once(gen, tmp_path):
     """sc-weighted votes over the samples self-consistency drew, backtrack starts from cot's trace:
     those calls come from the memo (counted in tokens and calls, listed as reused)."""
-    from backtrack.strategies import MemoGenerator
+    from backtrack.lm.wrappers import MemoGenerator
     from reward_model.simple import RandomLocator
 
     cfg = StrategyConfig(max_steps=3, max_step_tokens=12, sc_samples=2)

@@ -1,10 +1,10 @@
 """Self-consistency's vote pipeline and least-to-most's parsing: pure functions, no model."""
 import pytest
 
-from backtrack.least_to_most import exemplars, parse_subquestions, solve_prompt
-from backtrack.self_consistency import (decide, extract_ballots, located_weights, majority_vote, step_seed, tally,
+from backtrack.methods.least_to_most import exemplars, parse_subquestions, solve_prompt
+from backtrack.methods.self_consistency import (decide, extract_ballots, located_weights, majority_vote, step_seed, tally,
                                         weighted_vote, winning_sample)
-from backtrack.strategies import StrategyConfig, get_strategy, items_from_traces, read_questions, STRATEGIES
+from backtrack.methods.strategies import StrategyConfig, get_strategy, items_from_traces, read_questions, STRATEGIES
 from bigbench_mistake.records import DataError
 from bigbench_mistake.tasks import TASKS, get_task
 
@@ -134,8 +134,8 @@ def test_items_are_distinct_questions_limited_per_task():
 
 
 def test_compare_takes_tasks_in_turn_and_digest_ignores_order():
-    from backtrack.compare import questions_digest, round_robin
-    from backtrack.strategies import Item
+    from backtrack.runs.compare import questions_digest, round_robin
+    from backtrack.methods.strategies import Item
 
     items = [Item("word_sorting", f"w{i}", f"w{i}", "x") for i in range(3)] + [Item("dyck_languages", "d0", "(", ")")]
     assert [i.id for i in round_robin(items)] == ["w0", "d0", "w1", "w2"]
@@ -144,7 +144,7 @@ def test_compare_takes_tasks_in_turn_and_digest_ignores_order():
 
 
 def test_summary_counts_only_questions_every_strategy_finished():
-    from backtrack.compare import summarise_compare
+    from backtrack.runs.compare import summarise_compare
 
     def rec(strategy, qid, correct, tokens):
         return {"strategy": strategy, "task": "word_sorting", "id": qid, "correct": correct, "answer": "a" if correct else None,

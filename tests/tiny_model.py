@@ -1,4 +1,4 @@
-"""A tiny causal LM built offline in seconds, loadable by backtrack.hf_backend like any model folder.
+"""A tiny causal LM built offline in seconds, loadable by backtrack.lm.hf_backend like any model folder.
 
 `build_tiny_model(tmp_dir)` trains a byte-level BPE tokenizer (on the paper's few-shot prompts and
 a synthetic corpus) and a 2-layer Gemma 3 text model (sliding window 16, so sliding-window layers

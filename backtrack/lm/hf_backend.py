@@ -1,7 +1,7 @@
 """The transformers backend of the Generator protocol: any causal LM from a local folder, a hub id,
 a .gguf file, or the embedded default model (backtrack/embedded.py).
 
-How it decodes (all internal; callers only see backtrack.generator.Generator):
+How it decodes (all internal; callers only see backtrack.lm.generator.Generator):
 - A prompt string is always tokenised whole (`tokenizer(prompt)`, BOS included), exactly as an
   uncached reference would. KV-cache reuse is then a pure optimisation: a small store keeps the KV
   cache of recently decoded token sequences, and a new prompt reuses the longest shared *token*
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -81,7 +81,7 @@ def load_generator(config: ModelConfig) -> "HFGenerator":
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if config.model is None:
-        from .embedded import EMBEDDED_NAME, embedded_model_dir
+        from backtrack.lm.embedded import EMBEDDED_NAME, embedded_model_dir
 
         source, gguf, label = str(embedded_model_dir(config.cache_dir)), None, EMBEDDED_NAME
     elif config.model.endswith(".gguf") and Path(config.model).is_file():
@@ -191,7 +191,7 @@ class HFGenerator:
         """(GrowingCache holding all of `tokens`, float32 logits after the last token), reusing the store."""
         import torch
 
-        from .kv_cache import GrowingCache
+        from backtrack.lm.kv_cache import GrowingCache
 
         n, kv = self.store.lookup(tokens)
         cache = GrowingCache(self.model.config, kv)
@@ -217,7 +217,7 @@ class HFGenerator:
         """One step for each prompt, decoded together; every finished row's cache goes to the store."""
         import torch
 
-        from .kv_cache import GrowingCache
+        from backtrack.lm.kv_cache import GrowingCache
 
         if not prompts:
             return []
@@ -336,7 +336,7 @@ class HFGenerator:
         """The same cache, but sliding-window layers keep only their window: the n sample rows then
         hold n copies of the window, not of the whole prefix. (Not for greedy_steps, whose finished
         rows go back to the prefix store and so need every position.)"""
-        from .kv_cache import GrowingCache
+        from backtrack.lm.kv_cache import GrowingCache
 
         if not any(layer.is_sliding for layer in cache.layers):
             return cache
@@ -353,7 +353,7 @@ class HFGenerator:
     def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         import torch
 
-        from .kv_cache import GrowingCache
+        from backtrack.lm.kv_cache import GrowingCache
 
         out = []
         with torch.inference_mode():

@@ -21,10 +21,10 @@ from typing import Any, Callable, Sequence
 from bigbench_mistake.questions import Question, questions_from_traces, read_questions  # noqa: F401 (re-exported)
 from bigbench_mistake.tasks import get_task
 
-from .decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
-from .generator import Generator
-from .rundir import RunDir
-from .shard import ITEM_INDEX, WHOLE, Shard, with_shard
+from backtrack.methods.decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
+from backtrack.lm.generator import Generator
+from backtrack.runs.rundir import RunDir
+from backtrack.runs.shard import ITEM_INDEX, WHOLE, Shard, with_shard
 
 
 @dataclass(frozen=True)

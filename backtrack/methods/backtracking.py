@@ -31,8 +31,8 @@ from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, decision_threshold, first_mistake
 
-from .decoding import DecodeConfig, TraceRequest, decode_traces
-from .generator import Generator, Step, sample_steps_batch
+from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+from backtrack.lm.generator import Generator, Step, sample_steps_batch
 
 SELECTIONS = ("logprob", "mean_logprob", "verifier")
 # Samples decoded together at most (2 traces x 8 samples). More streams use the CPU's matrix units

@@ -41,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step
 
 
 _QUIET = None  # the process's llama.cpp log callback (set once, never freed)
@@ -220,7 +220,7 @@ class LlamaCppGenerator:
 
     def chat_prefix(self, user: str) -> str:
         """The model's chat template (from the GGUF) applied to one user message, assistant turn open."""
-        from .chat_format import render_chat_template
+        from backtrack.lm.chat_format import render_chat_template
 
         tmpl = self.ll.llama_model_chat_template(self.model, None)
         if not tmpl:

@@ -11,8 +11,8 @@ import sys
 import time
 from typing import Any
 
-from .generator import Step
-from .strategies import CountingGenerator
+from backtrack.lm.generator import Step
+from backtrack.lm.wrappers import CountingGenerator
 
 
 class ProgressGenerator(CountingGenerator):

@@ -21,9 +21,10 @@ from typing import Any
 
 from reward_model.locator import Locator
 
-from .generator import Generator
-from .rundir import CONFIG, RESULTS, SAMPLES, RunDir
-from .strategies import NEEDS_LOCATOR, CountingGenerator, Item, MemoGenerator, StrategyConfig, get_strategy
+from backtrack.lm.generator import Generator
+from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, RunDir
+from backtrack.lm.wrappers import CountingGenerator, MemoGenerator
+from backtrack.methods.strategies import NEEDS_LOCATOR, Item, StrategyConfig, get_strategy
 
 PLOT = "accuracy_vs_tokens.png"
 
@@ -60,7 +61,7 @@ def run_compare(items: Sequence[Item], strategies: Sequence[str], config: Strate
     make_locator gets the counting generator, so a locator that asks the model is charged to the
     strategy that used it. The run's items are (question, strategy) pairs, question by question;
     shard "i/n" runs only that slice of them (join the slices with bbm merge)."""
-    from .shard import ITEM_INDEX, parse_shard, with_shard
+    from backtrack.runs.shard import ITEM_INDEX, parse_shard, with_shard
 
     for name in strategies:
         get_strategy(name)

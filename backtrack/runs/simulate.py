@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from bigbench_mistake.records import Trace
 
-from .backtracking import BacktrackConfig
-from .cache import OutcomeCache
-from .experiment import answer_fields, backtrack_with_cache
-from .generator import Generator
+from backtrack.methods.backtracking import BacktrackConfig
+from backtrack.runs.cache import OutcomeCache
+from backtrack.runs.experiment import answer_fields, backtrack_with_cache
+from backtrack.lm.generator import Generator
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Sequence
 from bigbench_mistake.answers import Invalid, take_answer
 from bigbench_mistake.tasks import TaskSpec
 
-from .generator import STOP_EOS, STOP_MAX_TOKENS, Generator, Step
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, Generator, Step
 
 
 # ------------------------------------------------------------------ sampled traces

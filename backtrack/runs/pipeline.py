@@ -14,12 +14,12 @@ from typing import Any, Callable, Iterable, Sequence
 from bigbench_mistake.records import Trace
 from reward_model.locator import Locator
 
-from .backtracking import BacktrackConfig, Verifier
-from .cache import OutcomeCache
-from .decoding import DecodeConfig, TraceRequest, decode_traces
-from .experiment import BacktrackRunConfig, backtrack_traces, config_json, default_verifier, summarise_backtrack
-from .generator import Generator
-from .strategies import Item
+from backtrack.methods.backtracking import BacktrackConfig, Verifier
+from backtrack.runs.cache import OutcomeCache
+from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+from backtrack.runs.experiment import BacktrackRunConfig, backtrack_traces, config_json, default_verifier, summarise_backtrack
+from backtrack.lm.generator import Generator
+from backtrack.methods.strategies import Item
 
 
 @dataclass(frozen=True)

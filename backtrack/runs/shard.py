@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from .rundir import CONFIG, SAMPLES, RunDir, RunDirError
+from backtrack.runs.rundir import CONFIG, SAMPLES, RunDir, RunDirError
 
 T = TypeVar("T")
 SHARD_KEY, ITEM_INDEX = "shard", "item_index"
@@ -31,19 +31,19 @@ EXECUTION_KEYS = (SHARD_KEY, "base_url", "concurrency")
 #: run kind (config["kind"]) -> "module:function" computing results.json from (config, records);
 #: imported only when a merge needs it. Owners of a run kind add their line here.
 RESULTS_FUNCTIONS: dict[str, str] = {
-    "backtrack": "backtrack.experiment:results_from_records",
-    "generate": "backtrack.generate:results_from_records",
-    "pipeline": "backtrack.pipeline:results_from_records",
-    "find": "reward_model.prompt_finders:results_from_records",
-    "simulate": "backtrack.simulate:results_from_records",
-    "compare": "backtrack.compare:results_from_records",
+    "backtrack": "backtrack.runs.experiment:results_from_records",
+    "generate": "backtrack.runs.generate:results_from_records",
+    "pipeline": "backtrack.runs.pipeline:results_from_records",
+    "find": "backtrack.runs.find:results_from_records",
+    "simulate": "backtrack.runs.simulate:results_from_records",
+    "compare": "backtrack.runs.compare:results_from_records",
 }
 
 #: run kind -> "module:function(results, run_dir)" drawing the run's plot into a merged directory,
 #: the same function the unsharded run draws it with.
 PLOT_FUNCTIONS: dict[str, str] = {
-    "simulate": "backtrack.simulate:plot_run_dir",
-    "compare": "backtrack.compare:plot_run_dir",
+    "simulate": "backtrack.runs.simulate:plot_run_dir",
+    "compare": "backtrack.runs.compare:plot_run_dir",
 }
 
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]

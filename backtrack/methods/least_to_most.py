@@ -20,7 +20,7 @@ from importlib import resources
 
 from bigbench_mistake.tasks import STEP_PREFIX, TaskSpec, format_step
 
-from .generator import Generator, Step
+from backtrack.lm.generator import Generator, Step
 
 DECOMPOSE_PREFIX = "Sub-questions:"
 SUBQUESTION_PREFIX = "Sub-question"

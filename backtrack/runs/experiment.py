@@ -14,9 +14,9 @@ from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
-from .backtracking import BacktrackConfig, Outcome, Verifier, backtrack_batch
-from .cache import OutcomeCache, outcome_key
-from .generator import Generator
+from backtrack.methods.backtracking import BacktrackConfig, Outcome, Verifier, backtrack_batch
+from backtrack.runs.cache import OutcomeCache, outcome_key
+from backtrack.lm.generator import Generator
 
 LABEL_READING_LOCATORS = ("gold", "simulated")  # they read the dataset's label, valid for the original trace only
 TEXT_READING_LOCATORS = ("trained", "prompt")  # they judge any text, so they can also verify replacements

@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 
 from bigbench_mistake.tasks import get_task
 
-from .generator import STOP_EOS, STOP_MAX_TOKENS, Generator, Step
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, Generator, Step
 
 STOP_ANSWER, STOP_STEP_CAP, STOP_TOKEN_CAP, STOP_TRACE_EOS = "answer", "step_cap", "token_cap", "eos"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
-from .generator import Step
+from backtrack.lm.generator import Step
 
 FIRST_STEP = "\nThought 1:"
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, Callable, Sequence
 
-from .generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step
 
 LOGPROBS_MODES = ("raw", "processed", "none")
 

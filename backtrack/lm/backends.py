@@ -14,7 +14,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from .embedded import DEFAULT_MODEL, MODELS, model_gguf
+from backtrack.lm.embedded import DEFAULT_MODEL, MODELS, model_gguf
 
 BACKENDS = ("auto", "llama", "hf", "openai")
 # Without --model: the capable model on llama.cpp; transformers keeps the 270M model it converts
@@ -48,7 +48,7 @@ class LlamaOptions:
 
 def load_llama(model: str | None, cache_dir: str | Path, options: LlamaOptions = LlamaOptions()):
     """The llama.cpp generator of a packaged model (verified GGUF, assembled on first use) or a GGUF file."""
-    from .llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
+    from backtrack.lm.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
 
     if not llama_cpp_installed():
         raise ValueError("--backend llama needs llama-cpp-python: pip install -e '.[models]' (builds llama.cpp from "
