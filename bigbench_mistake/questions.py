@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 from .records import DataError, Trace, ValidationIssue, iter_jsonl
 from .tasks import TASKS, get_task
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,19 +29,29 @@ class Question:
         return cls(t.task, t.id, t.input, t.target)
 
 
+def first_per_task(items: Sequence[T], tasks: Sequence[str] = (), limit: int | None = None) -> list[T]:
+    """The items (questions or traces: anything with .task) of the given tasks (all when empty), at
+    most the first `limit` of each task in order: what --task and --limit mean in every command."""
+    per_task: dict[str, int] = {}
+    out = []
+    for item in items:
+        if (tasks and item.task not in tasks) or (limit is not None and per_task.get(item.task, 0) >= limit):
+            continue
+        per_task[item.task] = per_task.get(item.task, 0) + 1
+        out.append(item)
+    return out
+
+
 def questions_from_traces(traces: Sequence[Trace], limit: int | None = None) -> list[Question]:
     """One question per distinct (task, input), in file order (the id of its first trace); at most
     `limit` per task. The dataset asks some questions several times (one trace each)."""
     seen: set[tuple[str, str]] = set()
-    per_task: dict[str, int] = {}
     out = []
     for t in traces:
-        if (t.task, t.input) in seen or (limit is not None and per_task.get(t.task, 0) >= limit):
-            continue
-        seen.add((t.task, t.input))
-        per_task[t.task] = per_task.get(t.task, 0) + 1
-        out.append(Question.from_trace(t))
-    return out
+        if (t.task, t.input) not in seen:
+            seen.add((t.task, t.input))
+            out.append(Question.from_trace(t))
+    return first_per_task(out, (), limit)
 
 
 def read_questions(path: str | Path) -> list[Question]:

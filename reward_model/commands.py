@@ -10,6 +10,20 @@ from .classifier import TrainConfig, train
 from .registry import LocatorOptions, make_locator
 
 
+def train_config(features: str, seed: int, drop: Sequence[str] = (), text: bool = True) -> TrainConfig:
+    return TrainConfig(features=features, seed=seed, drop_groups=tuple(drop), text=text)
+
+
+def train_command(out: Path, family: str, features: str, seed: int, drop: Sequence[str], base: str, epochs: int,
+                  device: str, data_dir: Path | None, tasks: Sequence[str] | None) -> dict[str, Any]:
+    """bbm rm train: the CPU classifier (logreg) or a fine-tuned transformer, into `out`."""
+    if family == "transformer":
+        return train_transformer_to_dir(out, base, epochs, device, seed, data_dir=data_dir, tasks=tasks)
+    if family != "logreg":
+        raise ValueError(f"unknown --family {family!r}; use logreg or transformer")
+    return train_to_dir(out, train_config(features, seed, drop), data_dir, tasks)
+
+
 def train_to_dir(out: str | Path, config: TrainConfig, data_dir: str | Path | None = None,
                  tasks: Sequence[str] | None = None) -> dict[str, Any]:
     from bigbench_mistake.dataset import load_all
@@ -68,7 +82,15 @@ def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: 
 
     from .locator import decision_threshold, first_mistake
 
+    from bigbench_mistake.commands import output_file
+
+    output_file(Path(out))
+    from .registry import check_locator_spec
+
+    check_locator_spec(spec)
     traces = load_file(traces_path)
+    if not traces:
+        raise ValueError(f"{traces_path}: no traces to locate (the file is empty)")
     locator = make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
     th = decision_threshold(locator, threshold)
     t0 = time.perf_counter()

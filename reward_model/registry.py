@@ -78,6 +78,31 @@ LOCATORS: dict[str, Callable[[str | None, LocatorOptions], Locator]] = {
 }
 
 
+def check_locator_spec(spec: str) -> None:
+    """Raise ValueError for a spec make_locator would refuse, without loading anything: run before a model
+    loads or a run directory is written. Bare "trained" is the default classifier, trained on first use."""
+    name, _, arg = spec.partition(":")
+    if name not in LOCATORS:
+        raise ValueError(f"unknown locator {spec!r}; known: {', '.join(sorted(LOCATORS))}")
+    if name == "gold":
+        _gold(arg or None, LocatorOptions())
+    elif name == "random" and arg not in ("", "dist"):
+        raise ValueError(f"'random' takes no argument or ':dist', got {spec!r}")
+    elif name == "simulated":
+        try:
+            accuracy = float(arg)
+        except ValueError:
+            raise ValueError(f"'simulated' needs an accuracy in [0, 1], e.g. simulated:0.7; got {spec!r}") from None
+        if not 0.0 <= accuracy <= 1.0:
+            raise ValueError(f"'simulated' needs an accuracy in [0, 1], got {accuracy}")
+    elif name == "trained" and arg and not (Path(arg) / "config.json").is_file():
+        raise ValueError(f"--locator {spec}: no trained model at {arg} (a folder with config.json, from bbm rm train)")
+    elif name == "prompt":
+        from .prompt_finders import parse_finder_spec
+
+        parse_finder_spec(spec)
+
+
 def make_locator(spec: str, options: LocatorOptions = LocatorOptions()) -> Locator:
     name, _, arg = spec.partition(":")
     if name not in LOCATORS:

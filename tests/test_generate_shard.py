@@ -15,7 +15,7 @@ def test_two_generate_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir
 
     def gen(out, *extra):
         r = runner.invoke(app, ["generate", "--questions", str(qs), "--model", str(tiny_model_dir), "--dtype", "float32",
-                                "--max-steps", "3", "--max-tokens", "16", "--out", str(out), *extra])
+                                "--max-steps", "3", "--max-step-tokens", "16", "--out", str(out), *extra])
         assert r.exit_code == 0, r.output
 
     gen(tmp_path / "whole")

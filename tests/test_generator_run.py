@@ -49,7 +49,7 @@ def test_cli_generate_and_validate(tiny_model_dir, tmp_path):
     qfile = write_questions(tmp_path / "q.jsonl")
     out = tmp_path / "cli-run"
     args = ["generate", "--questions", str(qfile), "--limit", "2", "--model", str(tiny_model_dir), "--dtype", "float32",
-            "--max-steps", "2", "--max-tokens", "6", "--out", str(out), "--json"]
+            "--max-steps", "2", "--max-step-tokens", "6", "--out", str(out), "--json"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert '"new_traces": 2' in r.output

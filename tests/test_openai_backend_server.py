@@ -158,7 +158,7 @@ def test_bbm_generate_through_the_server_and_resume(server, tmp_path):
 
     out = tmp_path / "gen"
     args = ["generate", "--backend", "openai", "--base-url", server.base_url, "--model", ALIAS, "--task", "word_sorting",
-            "--limit", "1", "--max-steps", "1", "--max-tokens", "6", "--out", str(out), "--json"]
+            "--limit", "1", "--max-steps", "1", "--max-step-tokens", "6", "--out", str(out), "--json"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     (record,) = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from backtrack.runs.rundir import RunDir
-from backtrack.runs.shard import RESULTS_FUNCTIONS, WHOLE, Shard, merge_runs, parse_shard, with_shard
+from backtrack.runs import report
+from backtrack.runs.kinds import KINDS, RunKind, merge
+from backtrack.runs.shard import WHOLE, Shard, merge_runs, parse_shard, with_shard
 
 ITEMS = [f"question {k}" for k in range(11)]
 CONFIG = {"kind": "toy", "model": "m", "seed": 0, "samples_per_item": 2}
@@ -45,7 +47,7 @@ def read(path: Path, name: str):
 
 @pytest.fixture
 def toy_kind(monkeypatch):
-    monkeypatch.setitem(RESULTS_FUNCTIONS, "toy", f"{__name__}:toy_results")
+    monkeypatch.setitem(KINDS, "toy", RunKind("toy", toy_results, report.render_generic))
 
 
 def test_parse_shard():
@@ -74,9 +76,9 @@ def test_merged_equals_unsharded(tmp_path, toy_kind, n):
     dirs = [toy_run(tmp_path / f"s{i}", Shard(i, n)).path for i in range(n)]
     if n == 1:  # a 0/1 "shard" is an ordinary run: nothing to merge
         with pytest.raises(ValueError, match="not a sharded run"):
-            merge_runs(tmp_path / "merged", dirs)
+            merge(tmp_path / "merged", dirs)
         return
-    report = merge_runs(tmp_path / "merged", list(reversed(dirs)))  # any order of arguments
+    report = merge(tmp_path / "merged", list(reversed(dirs)))  # any order of arguments
     merged = tmp_path / "merged"
     assert report["records"] == len(ITEMS) and report["shards"] == n
     for name in ("config.json", "samples.jsonl", "results.json"):
@@ -88,21 +90,21 @@ def test_merge_refuses_unfinished_missing_duplicate_and_foreign_shards(tmp_path,
     s1 = toy_run(tmp_path / "s1", Shard(1, 3), stop_after=2).path  # interrupted
     s2 = toy_run(tmp_path / "s2", Shard(2, 3)).path
     with pytest.raises(ValueError, match=r"shard 1/3 is not finished: 2 of its items.*rerun it to resume"):
-        merge_runs(tmp_path / "m1", [s0, s1, s2])
+        merge(tmp_path / "m1", [s0, s1, s2])
     toy_run(s1, Shard(1, 3))  # resume, then it merges
-    assert merge_runs(tmp_path / "m2", [s0, s1, s2])["records"] == 11
+    assert merge(tmp_path / "m2", [s0, s1, s2])["records"] == 11
     with pytest.raises(ValueError, match=r"shard\(s\) 2/3 missing"):
-        merge_runs(tmp_path / "m3", [s0, s1])
+        merge(tmp_path / "m3", [s0, s1])
     with pytest.raises(ValueError, match="given twice"):
-        merge_runs(tmp_path / "m4", [s0, s0, s1, s2])
+        merge(tmp_path / "m4", [s0, s0, s1, s2])
     other = toy_run(tmp_path / "o2", Shard(2, 3), config={**CONFIG, "seed": 1}).path
     with pytest.raises(ValueError, match="differ in seed"):
-        merge_runs(tmp_path / "m5", [s0, s1, other])
+        merge(tmp_path / "m5", [s0, s1, other])
     four = toy_run(tmp_path / "f3", Shard(3, 4)).path
     with pytest.raises(ValueError, match="4 shards of 11 items"):
-        merge_runs(tmp_path / "m6", [s0, s1, s2, four])
+        merge(tmp_path / "m6", [s0, s1, s2, four])
     with pytest.raises(ValueError, match="already holds samples"):
-        merge_runs(tmp_path / "m2", [s0, s1, s2])
+        merge(tmp_path / "m2", [s0, s1, s2])
 
 
 def test_merge_refuses_a_record_outside_its_shard(tmp_path, toy_kind):
@@ -110,22 +112,22 @@ def test_merge_refuses_a_record_outside_its_shard(tmp_path, toy_kind):
     s1 = toy_run(tmp_path / "s1", Shard(1, 2))
     s1.append({"key": "stray", "item_index": 4, "input": "x", "outputs": ["X"]})
     with pytest.raises(ValueError, match=r"samples.jsonl:6: field 'item_index': item 4 does not belong to shard 1/2"):
-        merge_runs(tmp_path / "m", [s0, s1.path])
+        merge(tmp_path / "m", [s0, s1.path])
     s1b = toy_run(tmp_path / "s1b", Shard(1, 2))
     s1b.append({"key": "again", "item_index": 3, "input": "x", "outputs": ["X"]})
     with pytest.raises(ValueError, match=r"samples.jsonl:6: field 'item_index': item 3 has a second record"):
-        merge_runs(tmp_path / "m", [s0, s1b.path])
+        merge(tmp_path / "m", [s0, s1b.path])
 
 
 def test_execution_keys_may_differ_and_unknown_kind_is_refused(tmp_path, toy_kind):
     a = toy_run(tmp_path / "a", Shard(0, 2), config={**CONFIG, "base_url": "http://h1:8000/v1"}).path
     b = toy_run(tmp_path / "b", Shard(1, 2), config={**CONFIG, "base_url": "http://h2:8000/v1"}).path
-    assert merge_runs(tmp_path / "m", [a, b])["records"] == 11
+    assert merge(tmp_path / "m", [a, b])["records"] == 11
     c = toy_run(tmp_path / "c", Shard(0, 2), config={**CONFIG, "kind": "mystery"}).path
     d = toy_run(tmp_path / "d", Shard(1, 2), config={**CONFIG, "kind": "mystery"}).path
-    with pytest.raises(ValueError, match="no results function for run kind 'mystery'"):
-        merge_runs(tmp_path / "m2", [c, d])
-    assert merge_runs(tmp_path / "m3", [c, d], results_fn=toy_results)["results"]["n_items"] == 11
+    with pytest.raises(ValueError, match="unknown run kind .mystery."):
+        merge(tmp_path / "m2", [c, d])
+    assert merge_runs(tmp_path / "m3", [c, d], toy_results)["results"]["n_items"] == 11
 
 
 def test_merge_command(tmp_path, toy_kind):

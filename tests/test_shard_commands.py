@@ -61,7 +61,7 @@ def test_compare_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
                                      "target": str(i + 2)}) + "\n" for i in range(3)))
 
     def compare(out, cache, *extra):
-        invoke(["compare", "--strategies", "cot,self-consistency", "--k", "2", "--questions", str(q), "--max-steps", "2",
+        invoke(["compare", "--strategies", "cot,self-consistency", "--sc-samples", "2", "--questions", str(q), "--max-steps", "2",
                 "--max-step-tokens", "8", "--model", str(tiny_model_dir), "--dtype", "float32", "--out", str(out), *extra])
 
     whole, merged = whole_and_merged(tmp_path, compare, n=3)

@@ -11,12 +11,21 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from backtrack.lm.embedded import DEFAULT_MODEL, MODELS, model_gguf
+from backtrack.lm.hf_backend import DTYPES
+from backtrack.lm.openai_backend import LOGPROBS_MODES, OpenAIConfig
+from bigbench_mistake.options import option
 
 BACKENDS = ("auto", "llama", "hf", "openai")
+PROMPT_FORMATS = ("raw", "chat")
+# torch device strings bbm can use; anything else is refused before a model loads
+_DEVICE = re.compile(r"^(cpu|mps|(cuda|xpu)(:\d+)?)$")
 # Without --model: the capable model on llama.cpp; transformers keeps the 270M model it converts
 # (a 1.5B model dequantised for torch is slow on a CPU).
 LLAMA_DEFAULT_MODEL = "qwen2.5-coder-1.5b"
@@ -72,3 +81,104 @@ def hf_model_source(model: str | None, cache_dir: str | Path) -> str | None:
     if model in MODELS:
         return str(model_gguf(model, cache_dir))
     return model
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "bbm"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Which model runs, on which engine: the options of every command that generates."""
+    backend: str = option("auto", "auto (llama on a CPU for GGUF models when llama-cpp-python is installed, else hf) "
+                          "| llama: llama.cpp in process on a GGUF | hf: transformers (--model: folder, hub id or "
+                          ".gguf) | openai: an OpenAI-compatible completions server (vLLM, llama.cpp, hosted) at "
+                          "--base-url serving --model.")
+    model: str | None = option(None, "A packaged model (qwen2.5-coder-1.5b, the default on llama.cpp | gemma-3-270m, "
+                               "the default on transformers), a .gguf file, or (--backend hf) a model folder or hub "
+                               "id; with --backend openai, the name the server serves.")
+    gguf_file: str | None = option(None, "--backend hf: GGUF file inside --model (folder or hub repo).")
+    dtype: str = option("auto", "--backend hf: auto (bfloat16 where the CPU/GPU has it natively) | float32 | "
+                        "bfloat16 | float16")
+    device: str = option("cpu", "torch device: cpu, cuda, cuda:N, mps.")
+    cache_dir: Path | None = option(None, "Packaged models, default reward model and backtracking outcomes "
+                                    "(default ~/.cache/bbm).", envvar="BBM_CACHE_DIR")
+    threads: int | None = option(None, "CPU threads of the model (default: torch's / every core for llama.cpp; "
+                                 "use 1 on a busy shared machine).")
+    prompt_format: str = option("raw", "raw: the paper's few-shot prompt as plain text | chat: the few-shot prompt "
+                                "and question as a user message in the model's chat template (--backend llama); "
+                                "the steps and answers are the same either way.")
+    base_url: str | None = option(None, "--backend openai: the server's API root, e.g. http://127.0.0.1:8000/v1 "
+                                  "(key for hosted endpoints: OPENAI_API_KEY).", envvar="BBM_BASE_URL")
+    concurrency: int = option(OpenAIConfig.concurrency, "--backend openai: requests in flight at once.")
+    logprobs_mode: str = option(OpenAIConfig.logprobs_mode, "--backend openai: raw (server returns temperature-1 "
+                                "log-probs; the default of vLLM and llama.cpp) | processed (vLLM started with "
+                                "--logprobs-mode processed_logprobs) | none (ask for none: no log-prob selection).")
+    request_timeout: float = option(OpenAIConfig.timeout_s, "--backend openai: seconds per request before a retry.")
+    retries: int = option(OpenAIConfig.max_retries, "--backend openai: retries on 429/5xx/connection errors, "
+                          "with backoff.")
+
+    def __post_init__(self) -> None:
+        checks = [(self.backend in BACKENDS, f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"),
+                  (self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"),
+                  (bool(_DEVICE.match(self.device)), f"--device must be cpu, cuda, cuda:N or mps, got {self.device!r}"),
+                  (self.prompt_format in PROMPT_FORMATS,
+                   f"--prompt-format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}"),
+                  (self.logprobs_mode in LOGPROBS_MODES,
+                   f"--logprobs-mode must be one of {', '.join(LOGPROBS_MODES)}, got {self.logprobs_mode!r}"),
+                  (self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
+                  (self.concurrency >= 1, f"--concurrency must be >= 1, got {self.concurrency}"),
+                  (self.request_timeout > 0, f"--request-timeout must be > 0, got {self.request_timeout}"),
+                  (self.retries >= 0, f"--retries must be >= 0, got {self.retries}")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        engine = self.engine
+        if engine == "openai" and not (self.base_url and self.model):
+            raise ValueError("--backend openai needs --base-url URL and --model NAME (the name the server serves)")
+        if self.prompt_format == "chat" and engine != "llama":
+            raise ValueError("--prompt-format chat needs --backend llama (the chat template comes from the GGUF)")
+        if self.gguf_file and engine != "hf":
+            raise ValueError("--gguf-file is for --backend hf; with llama pass the .gguf file as --model")
+
+    @property
+    def engine(self) -> str:
+        """The backend `auto` resolves to on this machine."""
+        return resolve_backend(self.backend, self.model, self.device)
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+
+def load_lm(config: BackendConfig):
+    """The generator a BackendConfig names: llama.cpp in process, transformers, or an OpenAI-compatible
+    server (the API key comes from OPENAI_API_KEY). A wrong server model name fails here, before any
+    run directory is written."""
+    engine = config.engine
+    if engine == "openai":
+        from backtrack.lm.openai_backend import OpenAIGenerator
+
+        gen = OpenAIGenerator(OpenAIConfig(base_url=config.base_url, model=config.model,
+                                           api_key=os.environ.get("OPENAI_API_KEY"), concurrency=config.concurrency,
+                                           timeout_s=config.request_timeout, max_retries=config.retries,
+                                           logprobs_mode=config.logprobs_mode,
+                                           require_logprobs=config.logprobs_mode != "none"))
+        gen.check_model()
+        return gen
+    print(f"loading {config.model or 'the default model'} ({engine}) ...", file=sys.stderr)
+    if engine == "llama":
+        gen = load_llama(config.model, config.cache, LlamaOptions(threads=config.threads))
+        if config.prompt_format == "chat":
+            from backtrack.lm.chat_format import ChatFormatGenerator
+
+            gen = ChatFormatGenerator(gen, gen.chat_prefix)
+        return gen
+    import torch
+
+    from backtrack.lm.hf_backend import ModelConfig, load_generator
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    return load_generator(ModelConfig(model=hf_model_source(config.model, config.cache), gguf_file=config.gguf_file,
+                                      dtype=config.dtype, device=config.device, cache_dir=str(config.cache)))

@@ -28,13 +28,13 @@ def default_verifier(locator: str) -> str:
 
 
 @dataclass(frozen=True)
-class BacktrackRunConfig:
+class CorrectionRunConfig:
+    """What a run that corrects traces records (bbm backtrack on given traces, bbm pipeline on its own)."""
     locator: str
     model: str
     backtrack: BacktrackConfig = field(default_factory=BacktrackConfig)
     tasks: tuple[str, ...] = ()
-    limit: int | None = None  # traces per task
-    traces_files: tuple[str, ...] = ()
+    limit: int | None = None  # items per task
     threshold: float | None = None  # None: the locator's own (a trained locator's fitted threshold)
     batch_size: int = 8
     verifier: str | None = None  # locator spec judging samples/new traces (selection verifier, accept verified)
@@ -53,6 +53,11 @@ class BacktrackRunConfig:
         if self.backtrack.rounds > 1 and self.locator.split(":")[0] in LABEL_READING_LOCATORS:
             raise ValueError(f"--rounds > 1 needs a locator that reads the new trace; {self.locator!r} only knows "
                              "the dataset's label of the original trace")
+
+
+@dataclass(frozen=True)
+class BacktrackRunConfig(CorrectionRunConfig):
+    traces_files: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "backtrack", **config_json(self)}

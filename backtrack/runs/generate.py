@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bigbench_mistake.questions import Question, questions_from_traces, read_questions  # noqa: F401 (re-exported)
+from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions  # noqa: F401 (re-exported)
 from bigbench_mistake.tasks import get_task
 
 from backtrack.methods.decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
@@ -32,7 +32,7 @@ class GenerateConfig:
     model: str                       # the generator's name (model + dtype)
     task: str | None = None          # a BIG-Bench Mistake task, or a filter on the question file
     questions: str | None = None     # JSONL file with task, input, target (and optional id)
-    limit: int | None = None         # first N questions (not part of the run's identity)
+    limit: int | None = None         # first N questions of each task (not part of the run's identity)
     seed: int = 0
     decode: DecodeConfig = DecodeConfig()
 
@@ -63,7 +63,7 @@ def select_questions(config: GenerateConfig, data_dir: str | Path | None = None)
     qs = read_questions(config.questions) if config.questions else dataset_questions(config.task, data_dir)
     if config.questions and config.task:
         qs = [q for q in qs if q.task == config.task]
-    return qs[: config.limit] if config.limit else qs
+    return first_per_task(qs, (), config.limit)
 
 
 def make_record(q: Question, trace: DecodedTrace, config: GenerateConfig) -> dict[str, Any]:

@@ -8,39 +8,23 @@ sample considered, the corrected trace, and both answers scored against the targ
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from bigbench_mistake.records import Trace
 from reward_model.locator import Locator
 
-from backtrack.methods.backtracking import BacktrackConfig, Verifier
+from backtrack.methods.backtracking import Verifier
 from backtrack.runs.cache import OutcomeCache
 from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
-from backtrack.runs.experiment import BacktrackRunConfig, backtrack_traces, config_json, default_verifier, summarise_backtrack
+from backtrack.runs.experiment import BacktrackRunConfig, CorrectionRunConfig, backtrack_traces, config_json, summarise_backtrack
 from backtrack.lm.generator import Generator
 from backtrack.methods.strategies import Item
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
-    model: str
-    locator: str
-    backtrack: BacktrackConfig = field(default_factory=BacktrackConfig)
-    tasks: tuple[str, ...] = ()
-    limit: int | None = None  # questions per task
+class PipelineConfig(CorrectionRunConfig):
     questions_file: str | None = None
-    threshold: float | None = None  # None: the locator's own (a trained locator's fitted threshold)
-    batch_size: int = 8
-    verifier: str | None = None  # locator spec judging samples/new traces (selection verifier, accept verified)
-
-    def __post_init__(self) -> None:
-        if self.backtrack.needs_verifier and self.verifier is None:
-            object.__setattr__(self, "verifier", default_verifier(self.locator))
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError("threshold must be in [0, 1]")
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "pipeline", **config_json(self)}

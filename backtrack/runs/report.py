@@ -1,13 +1,13 @@
 """`bbm report`: Markdown from run directories, several runs side by side.
 
-Each run kind (config.json's "kind") has one renderer in RENDERERS; runs of the same kind are put
-in one table with a column group per run. Plots the runs wrote (*.png) are linked.
+Each run kind (config.json's "kind") names its renderer in the registry (backtrack/runs/kinds.py);
+runs of the same kind are put in one table with a column group per run. Plots the runs wrote (*.png) are linked.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 
 def load_run(path: str | Path) -> dict[str, Any]:
@@ -115,18 +115,3 @@ def render_generic(runs: Sequence[dict[str, Any]]) -> str:
                      + json.dumps(r["results"], indent=2)[:20000] + "\n```")
         parts += [f"![{png.stem}]({png})" for png in sorted(r["path"].glob("*.png"))]
     return "\n\n".join(parts)
-
-
-RENDERERS: dict[str, Callable[[Sequence[dict[str, Any]]], str]] = {
-    "backtrack": render_backtrack,
-    "simulate": render_simulate,
-}
-
-
-def render_report(paths: Sequence[str | Path]) -> str:
-    runs = [load_run(p) for p in paths]
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for r in runs:
-        by_kind.setdefault(r["config"].get("kind", "run"), []).append(r)
-    sections = [RENDERERS.get(kind, render_generic)(rs) for kind, rs in by_kind.items()]
-    return "# bbm report\n\n" + "\n\n".join(sections) + "\n"

@@ -19,6 +19,19 @@ class RunDirError(ValueError):
     pass
 
 
+def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """'field: X in the directory, Y now' for every differing leaf (nested configs by dotted path), so a
+    user can resume an older run by passing its values."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {json.dumps(a)} in the directory, {json.dumps(b)} now")
+    return out
+
+
 class RunDir:
     def __init__(self, path: str | Path, config: dict[str, Any], key_field: str = "key"):
         self.path = Path(path)
@@ -29,8 +42,8 @@ class RunDir:
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text(encoding="utf-8"))
             if old != canonical:
-                diff = sorted(k for k in set(old) | set(canonical) if old.get(k) != canonical.get(k))
-                raise RunDirError(f"{self.path} holds a run with a different config (differs in: {', '.join(diff)}); "
+                diff = config_diff(old, canonical)
+                raise RunDirError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
                                   "use another --out or the same options")
         else:
             cfg_path.write_text(json.dumps(canonical, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -9,13 +9,12 @@ per finished item, as RunDir keeps them) carry `item_index` = p, the item's posi
 `merge_runs(out, run_dirs)` checks that the configs agree except for the shard, that the shards are
 0..n-1 of the same n, each complete (exactly its positions) and disjoint, then writes one run
 directory: the unsharded config, the records in the original item order, and results.json
-recomputed by the same function the unsharded run uses (looked up by the config's "kind" in
-RESULTS_FUNCTIONS, or given), and the run's plot where it has one (PLOT_FUNCTIONS). The merged
+recomputed by the same function the unsharded run uses, and the run's plot where it has one (both
+given by the run kind: backtrack/runs/kinds.py `merge`). The merged
 directory is then the directory an unsharded run writes.
 """
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,24 +27,6 @@ SHARD_KEY, ITEM_INDEX = "shard", "item_index"
 #: config keys that may differ between the shards of one run: where and how fast it ran, not what
 #: it computed (n shards on n servers have n URLs).
 EXECUTION_KEYS = (SHARD_KEY, "base_url", "concurrency")
-#: run kind (config["kind"]) -> "module:function" computing results.json from (config, records);
-#: imported only when a merge needs it. Owners of a run kind add their line here.
-RESULTS_FUNCTIONS: dict[str, str] = {
-    "backtrack": "backtrack.runs.experiment:results_from_records",
-    "generate": "backtrack.runs.generate:results_from_records",
-    "pipeline": "backtrack.runs.pipeline:results_from_records",
-    "find": "backtrack.runs.find:results_from_records",
-    "simulate": "backtrack.runs.simulate:results_from_records",
-    "compare": "backtrack.runs.compare:results_from_records",
-}
-
-#: run kind -> "module:function(results, run_dir)" drawing the run's plot into a merged directory,
-#: the same function the unsharded run draws it with.
-PLOT_FUNCTIONS: dict[str, str] = {
-    "simulate": "backtrack.runs.simulate:plot_run_dir",
-    "compare": "backtrack.runs.compare:plot_run_dir",
-}
-
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 
 
@@ -106,23 +87,10 @@ def _load(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return config, records
 
 
-def _results_fn(config: dict[str, Any]) -> ResultsFn:
-    kind = config.get("kind")
-    if kind not in RESULTS_FUNCTIONS:
-        raise ValueError(f"no results function for run kind {kind!r} (known: {sorted(RESULTS_FUNCTIONS) or 'none'}); "
-                         "config.json needs a 'kind' listed in backtrack/shard.py RESULTS_FUNCTIONS")
-    return _resolve(RESULTS_FUNCTIONS[kind])
-
-
-def _resolve(spec: str) -> Callable[..., Any]:
-    """The function named "module:function" (imported on first use)."""
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def merge_runs(out: str | Path, run_dirs: Sequence[str | Path],
-               results_fn: ResultsFn | None = None) -> dict[str, Any]:
-    """Join the shard run directories `run_dirs` into the run directory `out` (see module doc)."""
+def merge_runs(out: str | Path, run_dirs: Sequence[str | Path], results_fn: ResultsFn,
+               plot_fn: Callable[[dict[str, Any], Path], Any] | None = None) -> dict[str, Any]:
+    """Join the shard run directories `run_dirs` into the run directory `out` (see module doc); results.json
+    is recomputed with results_fn and the plot drawn with plot_fn (the run kind's own, backtrack/runs/kinds.py)."""
     if not run_dirs:
         raise ValueError("merge needs at least one shard run directory")
     loaded = [(Path(d), *_load(Path(d))) for d in run_dirs]
@@ -174,16 +142,15 @@ def merge_runs(out: str | Path, run_dirs: Sequence[str | Path],
     merged.sort(key=lambda t: t[0])  # the original item order
     records = [r for _, _, r in merged]
 
-    fn = results_fn or _results_fn(merged_config)
     out_dir = Path(out)
     if (out_dir / SAMPLES).exists() and (out_dir / SAMPLES).stat().st_size:
         raise RunDirError(f"{out_dir} already holds samples; merge into a new directory")
     run = RunDir(out_dir, merged_config, key_field=ITEM_INDEX)
     for r in records:
         run.append(r)
-    results = fn(run.config, records)
+    results = results_fn(run.config, records)
     run.write_results(results)
-    if results_fn is None and merged_config.get("kind") in PLOT_FUNCTIONS:
-        _resolve(PLOT_FUNCTIONS[merged_config["kind"]])(results, out_dir)
+    if plot_fn is not None:
+        plot_fn(results, out_dir)
     return {"out": str(out_dir), "shards": count, "n_items": n_items, "records": len(records),
             "from": [str(shards[i]) for i in range(count)], "results": results}  # type: ignore[arg-type]

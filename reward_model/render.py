@@ -1,0 +1,40 @@
+"""What the bbm rm commands print."""
+from __future__ import annotations
+
+from typing import Any
+
+from bigbench_mistake.render import table
+
+
+def render_rm_train(r: dict) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in r.items())
+
+
+def render_rm_eval(r: dict) -> str:
+    if "rows" in r:
+        tasks = list(next(iter(r["rows"].values()))["tasks"])
+        rows = [[name, v["overall"], *(v["tasks"][t] for t in tasks), v["checks_alone"]] for name, v in r["rows"].items()]
+        return f"ablation, {r['protocol']} ({r['folds']} folds), base: {r['base_feature_set']}\n" + \
+            table(rows, ["variant", "overall %", *tasks, "checks alone %"])
+
+    def rows_of(name: str, block: dict) -> list[list[Any]]:
+        o = block["overall"]
+        out = [[name, "all", o["accuracy_mistake"], o["accuracy_no_mistake"], o["accuracy_overall"], o.get("weighted_f1")]]
+        out += [[name, t, v["accuracy_mistake"], v["accuracy_no_mistake"], v["accuracy_overall"], v.get("weighted_f1")]
+                for t, v in block["tasks"].items()]
+        return out
+
+    rows = rows_of("trained", r["scores"]) + rows_of("checks alone", r["checks_alone"])
+    for name, block in r["baselines"].items():
+        rows += rows_of(name, block)
+    head = f"protocol {r['protocol']}, {r['feature_set']}, {r['seconds']} s; mean over tasks (trained): " \
+           f"{r['scores']['mean_task_accuracy_overall']}\nreference: {r['reference']}\n"
+    return head + table(rows, ["locator", "task", "acc mistake %", "acc no-mistake %", "acc overall %", "weighted F1"])
+
+
+def render_rm_locate(r: dict) -> str:
+    s = r["scores_against_file_labels"]["overall"]
+    return (f"{r['n_traces']} traces from {r['traces_file']} -> {r['out']} ({r['locator']}, threshold {r['threshold']}, "
+            f"{r.get('feature_set') or ''}) in {r['seconds']} s; {r['n_predicted_mistake']} with a mistake found.\n"
+            f"against the file's labels: overall {s['accuracy_overall']}%, mistake {s['accuracy_mistake']}%, "
+            f"no mistake {s['accuracy_no_mistake']}%")

@@ -1,0 +1,67 @@
+"""Options declared once: one name, one default and one meaning in every run command, and every
+argument checked before a model loads or a run directory is written."""
+from __future__ import annotations
+
+import json
+
+import typer.main
+from typer.testing import CliRunner
+
+from backtrack.lm.backends import BackendConfig
+from backtrack.runs.options import (BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
+                                    Selection, TracesFile)
+from backtrack.runs.rundir import RunDir
+from backtrack.runs.typer_options import cli_fields
+from cli import app
+
+RUN_COMMANDS = ("generate", "backtrack", "simulate", "pipeline", "compare", "find")
+GROUPS = (RunOptions, Selection, QuestionsFile, TracesFile, DecodeOptions, LocateOptions, BacktrackOptions, BackendConfig)
+
+
+def params(name: str) -> dict:
+    cmd = typer.main.get_command(app).commands[name]
+    return {p.name: p for p in cmd.params}
+
+
+def test_each_option_is_declared_in_one_group():
+    names = [f.name for g in GROUPS for f in cli_fields(g)]
+    assert len(names) == len(set(names))
+
+
+def test_shared_options_have_one_name_and_default_everywhere():
+    for name in RUN_COMMANDS:
+        p = params(name)
+        assert p["limit"].opts == ["--limit"] and p["limit"].default is None, name
+        assert p["out"].required, name
+        assert "max_tokens" not in p and "k" not in p, name
+        if name != "find":
+            assert (p["max_steps"].default, p["max_step_tokens"].default) == (40, 160), name
+            assert p["max_step_tokens"].opts == ["--max-step-tokens"], name
+
+
+def test_bad_arguments_fail_before_anything_is_written(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    for args, message in [(["--locator", "simulated:1.5"], "accuracy in [0, 1]"),
+                          (["--locator", "trained:/nonexistent"], "no trained model at /nonexistent"),
+                          (["--locator", "prompt:nope"], "method must be one of"),
+                          (["--limit", "0"], "--limit must be >= 1"),
+                          (["--limit", "-1"], "--limit must be >= 1"),
+                          (["--device", "nope"], "--device must be cpu"),
+                          (["--shard", "3/2"], "shard index"),
+                          (["--task", "nope"], "unknown task")]:
+        r = runner.invoke(app, ["backtrack", "--out", str(out), *args])
+        assert r.exit_code == 1 and message in r.output, (args, r.output)
+        assert not out.exists(), args
+
+
+def test_a_changed_config_names_each_field_with_both_values(tmp_path):
+    old = {"kind": "backtrack", "locator": "gold", "backtrack": {"max_steps": 64, "n_samples": 8}}
+    RunDir(tmp_path, old)
+    try:
+        RunDir(tmp_path, {**old, "backtrack": {"max_steps": 40, "n_samples": 8}})
+    except ValueError as e:
+        assert "backtrack.max_steps: 64 in the directory, 40 now" in str(e)
+    else:
+        raise AssertionError("a different config was accepted")
+    assert RunDir(tmp_path, json.loads((tmp_path / "config.json").read_text())).config == old  # same values resume
