@@ -65,3 +65,17 @@ def test_a_changed_config_names_each_field_with_both_values(tmp_path):
     else:
         raise AssertionError("a different config was accepted")
     assert RunDir(tmp_path, json.loads((tmp_path / "config.json").read_text())).config == old  # same values resume
+
+
+def test_empty_inputs_and_folder_outputs_are_refused_with_a_message(tmp_path):
+    runner = CliRunner()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    r = runner.invoke(app, ["generate", "--questions", str(empty), "--out", str(tmp_path / "g")])
+    assert r.exit_code == 1 and "no questions selected" in r.output and not (tmp_path / "g").exists()
+    r = runner.invoke(app, ["rm", "locate", str(empty), "--locator", "gold", "--out", str(tmp_path / "o.jsonl")])
+    assert r.exit_code == 1 and "no traces to locate" in r.output and "None%" not in r.output
+    r = runner.invoke(app, ["rm", "locate", str(empty), "--locator", "gold", "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "is a folder" in r.output
+    r = runner.invoke(app, ["data", "export", "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "is a folder" in r.output

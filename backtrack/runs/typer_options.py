@@ -53,8 +53,13 @@ def parameters(cls: type) -> list[inspect.Parameter]:
 
 def build(cls: type, values: dict[str, Any], **computed: Any) -> Any:
     """An instance of cls (validated in its __post_init__) from the command-line values of its fields."""
-    return cls(**{f.name: tuple(values[f.name]) if isinstance(values[f.name], list) else values[f.name]
-                  for f in cli_fields(cls)}, **computed)
+    def value(f: Any) -> Any:
+        v = values[f.name]
+        if isinstance(v, list) or (v is None and isinstance(f.default, tuple)):  # repeatable: a tuple, () if absent
+            return tuple(v or ())
+        return v
+
+    return cls(**{f.name: value(f) for f in cli_fields(cls)}, **computed)
 
 
 def command(app: Any, name: str, *configs: type, **extra: Any) -> Callable:
