@@ -164,10 +164,11 @@ class StepClassifier:
             "numeric_names": self.numeric_names, "tasks": self.tasks, "intercept": self.intercept,
             "threshold": self.threshold, "info": self.info,
         }
-        (out / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         (out / "vocabulary.json").write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
         save_file({"idf": self.idf, "mean": self.mean, "scale": self.scale, "coef": self.coef},
                   str(out / "weights.safetensors"))
+        # config.json last: a folder with it is complete (the default model's cache counts on that)
+        (out / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return out
 
     @classmethod
