@@ -178,15 +178,15 @@ ConcurrencyOpt = typer.Option(4, "--concurrency", help="--backend openai: reques
 LogprobsModeOpt = typer.Option("raw", "--logprobs-mode", help="--backend openai: raw (server returns temperature-1 "
                                "log-probs; the default of vLLM and llama.cpp) | processed (vLLM started with "
                                "--logprobs-mode processed_logprobs) | none (ask for none: no log-prob selection).")
-TimeoutOpt = typer.Option(120.0, "--request-timeout", help="--backend openai: seconds per request before a retry.")
-RetriesOpt = typer.Option(5, "--retries", help="--backend openai: retries on 429/5xx/connection errors, with backoff.")
+TimeoutOpt = typer.Option(50.0, "--request-timeout", help="--backend openai: seconds to wait for an answer; a server silent that long fails the run (raise it for a slow server).")
+RetriesOpt = typer.Option(5, "--retries", help="--backend openai: retries on 429/5xx and dropped connections, with backoff (a timed-out request is not retried).")
 PromptFormatOpt = typer.Option("raw", "--prompt-format", help="raw: the paper's few-shot prompt as plain text | chat: "
                                "the few-shot prompt and question as a user message in the model's chat template "
                                "(--backend llama); the steps and answers are the same either way.")
 
 
 def server_generator(base_url: Optional[str], model: Optional[str], concurrency: int = 4, logprobs_mode: str = "raw",
-                     timeout_s: float = 120.0, retries: int = 5):
+                     timeout_s: float = 50.0, retries: int = 5):
     """The OpenAI-compatible server backend from CLI options (the API key comes from OPENAI_API_KEY)."""
     import os
 
