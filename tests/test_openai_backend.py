@@ -26,6 +26,7 @@ class Scripted:
         self.handler = handler
         self.delay_s = delay_s
         self.models = ["m"]
+        self.model_fields: dict = {}  # more fields of each GET /models entry (vLLM: max_model_len)
         self.requests: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -36,7 +37,7 @@ class Scripted:
                 pass
 
             def do_GET(self):  # GET /v1/models
-                data = json.dumps({"object": "list", "data": [{"id": m} for m in outer.models]}).encode()
+                data = json.dumps({"object": "list", "data": [{"id": m, **outer.model_fields} for m in outer.models]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -32,6 +32,10 @@ What the completions API gives, and how it maps onto the conventions of backtrac
   accepts connections but never answers fails within `OpenAIConfig.worst_case_no_answer_s` (under
   60 s by default). A refused connection before the server ever answered fails at once: there is no
   server at that URL yet. Once it has answered, a refusal is retried like a 5xx (a restart).
+- Context: the prompt's token count is only known to the server, so its own "too long" error (400,
+  or a 5xx from some proxies) becomes a `ContextTooLong` naming max_tokens and the context, never a
+  retry; when GET /models reports the context (vLLM's `max_model_len`), max_tokens that alone
+  exceed it are refused before sending.
 """
 from __future__ import annotations
 
@@ -135,7 +139,8 @@ class OpenAIGenerator:
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="bbm-openai")
         self._lock = threading.Lock()
         self._served: list[str] | None = None  # model names from GET /models, once checked
-        self.stats = {"requests": 0, "retries": 0, "answered": 0, "stop_token_refetched": 0,
+        self.context: int | None = None  # the model's context when GET /models says it (vLLM: max_model_len)
+        self.stats = {"requests": 0, "retries": 0, "answered": 0, "completions": 0, "stop_token_refetched": 0,
                       "eos_without_logprob": 0, "stop_reason_probed": 0}
 
     def close(self) -> None:
@@ -335,17 +340,24 @@ class OpenAIGenerator:
             if self._served is not None:
                 return self._served
         answer = self._request(self.config.base_url.rstrip("/") + "/models", None)
-        served = [m.get("id") for m in answer.get("data", []) if isinstance(m, dict)]
+        entries = [m for m in answer.get("data", []) if isinstance(m, dict)]
+        served = [m.get("id") for m in entries]
         if self.config.model not in served:
             raise ModelNotFound(f"{self.config.base_url} does not serve model {self.config.model!r}; it serves: "
                                 f"{', '.join(map(str, served)) or 'nothing'} (pass one of these as --model)")
+        context = next(m.get("max_model_len") for m in entries if m.get("id") == self.config.model)
         with self._lock:
             self._served = served
+            self.context = context if isinstance(context, int) and context > 0 else None
         return served
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         if self._served is None and self.config.check_model:
             self.check_model()
+        if self.context is not None and body["max_tokens"] >= self.context:  # no room left for any prompt
+            raise ContextTooLong(f"{self._url}: a prompt of at least 1 token plus {body['max_tokens']} new ones "
+                                 f"exceeds the context of {self.context} tokens (max_model_len of "
+                                 f"{self.config.model!r}); lower --max-tokens")
         return self._request(self._url, body)
 
     def _request(self, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
@@ -369,9 +381,12 @@ class OpenAIGenerator:
                     answer = json.loads(resp.read().decode("utf-8"))
                 with self._lock:
                     self.stats["answered"] += 1
+                    self.stats["completions"] += body is not None
                 return answer
             except urllib.error.HTTPError as e:
                 detail = _error_detail(e)
+                if _too_long(detail):  # some proxies send it as a 5xx: retrying cannot help
+                    raise self._too_long(e.code, detail, body) from None
                 if e.code == 429 or e.code >= 500:
                     last = f"HTTP {e.code}: {detail}"
                     retry_after = _retry_after(e)
@@ -398,7 +413,7 @@ class OpenAIGenerator:
                 self._sleep(max(wait * (1 + 0.25 * random.random()), retry_after or 0.0))
         took, tries = time.monotonic() - started, attempt + 1
         # Only a server that answered before can have finished items: speak of them only then.
-        kept = " (items finished so far are kept in the run directory)" if self.stats["answered"] else ""
+        kept = " (items finished so far are kept in the run directory)" if self.stats["completions"] else ""
         if last == "timeout":
             raise ServerUnavailable(
                 f"{url} sent no answer within {cfg.timeout_s:g} s ({tries} tries, {took:.0f} s in all): the server "
@@ -413,15 +428,26 @@ class OpenAIGenerator:
         if "model" in low and ("not found" in low or "does not exist" in low or code == 404):
             return ModelNotFound(f"{self._url}: the server does not serve model {self.config.model!r} "
                                  f"(HTTP {code}: {detail}); GET {self.config.base_url.rstrip('/')}/models lists its names")
-        if any(s in low for s in ("context length", "context window", "maximum context", "too long",
-                                  "exceed", "n_ctx")):
-            return ContextTooLong(f"{self._url}: prompt + max_tokens do not fit the model's context "
-                                  f"(HTTP {code}: {detail}); lower --max-tokens or use fewer few-shot examples")
         if code in (401, 403):
             return ServerError(f"{self._url}: not authorised (HTTP {code}: {detail}); set OPENAI_API_KEY")
         if code == 404:
             return ServerError(f"{self._url}: not found (HTTP 404: {detail}); --base-url should end in /v1")
         return ServerError(f"{self._url}: request refused (HTTP {code}: {detail})")
+
+
+    def _too_long(self, code: int, detail: str, body: dict[str, Any] | None) -> ContextTooLong:
+        """The server's "prompt too long" as the message the local backends give (their lengths are
+        known here only as far as the server tells them)."""
+        new = (body or {}).get("max_tokens", "?")
+        context = f"the context of {self.context} tokens" if self.context else "the model's context"
+        return ContextTooLong(f"{self._url}: the prompt plus {new} new ones exceeds {context} (the server said: "
+                              f"HTTP {code}: {detail}); lower --max-tokens or use fewer few-shot examples")
+
+
+def _too_long(detail: str) -> bool:
+    low = detail.lower()
+    return any(s in low for s in ("context length", "context window", "maximum context", "context size",
+                                  "too long", "exceed", "n_ctx"))
 
 
 def _sum(values: Sequence[float | None], where: str) -> float:
