@@ -26,17 +26,18 @@ class TrainedLocator:
 
 
 def load_model(model_dir: str | Path):
-    cfg = Path(model_dir) / "config.json"
-    if not cfg.is_file():
-        raise FileNotFoundError(f"{model_dir}: no config.json (not a saved model folder)")
-    kind = json.loads(cfg.read_text(encoding="utf-8")).get("kind")
+    """The saved model in `model_dir`, by its kind; a damaged folder raises ModelFileError (saved.py)."""
+    from .saved import ModelFileError, read_config
+
+    cfg, meta = read_config(model_dir)
+    kind = meta.get("kind")
     if kind == MODEL_KIND:
         return StepClassifier.load(model_dir)
     from .transformer import TRANSFORMER_KIND, TransformerStepClassifier
 
     if kind == TRANSFORMER_KIND:
         return TransformerStepClassifier.load(model_dir)
-    raise ValueError(f"{cfg}: field 'kind' is {kind!r}; expected {MODEL_KIND!r} or {TRANSFORMER_KIND!r}")
+    raise ModelFileError(f"{cfg}: field 'kind' is {kind!r}; expected {MODEL_KIND!r} or {TRANSFORMER_KIND!r}")
 
 
 def load_locator(model_dir: str | Path) -> TrainedLocator:
