@@ -1,4 +1,9 @@
-"""Reading predicted first-mistake indices from JSONL, with file/line/field errors."""
+"""Reading predicted first-mistake indices from JSONL, with file/line/field errors.
+
+A record names its trace by `id`; a record in the dataset's own shape has no `id` (the loader
+numbers such records by position) but carries the trace's `input`, which names its question in the
+gold data (and `task`, or a file named after the task): such records are matched on (task, input),
+so a file of the dataset's shape scores in any order and as any subset of the traces."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +11,7 @@ from typing import Mapping, Sequence
 
 from .metrics import Prediction
 from .records import DataError, Trace, ValidationIssue, iter_jsonl
+from .tasks import TASKS
 
 PREDICTION_KEYS = ("predicted_mistake_index", "mistake_index")
 
@@ -17,6 +23,10 @@ def read_predictions(path: str | Path, gold: Sequence[Trace]) -> tuple[dict[str,
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     known: Mapping[str, Trace] = {t.id: t for t in gold}
+    by_input: dict[tuple[str, str], list[str]] = {}
+    for t in gold:
+        by_input.setdefault((t.task, t.input), []).append(t.id)
+    file_task = path.stem if path.stem in TASKS else None
     preds: dict[str, Prediction] = {}
     issues: list[ValidationIssue] = []
     key_used: str | None = None
@@ -40,11 +50,22 @@ def read_predictions(path: str | Path, gold: Sequence[Trace]) -> tuple[dict[str,
         elif key != key_used:
             bad(key, f"file mixes {key_used} and {key}")
             continue
-        tid = value.get("id")
-        if tid is None:
-            bad("id", "missing key")
+        if value.get("id") is not None:
+            tid = str(value["id"])
+        elif isinstance(value.get("input"), str):
+            task = value.get("task") or file_task
+            if task is None:
+                bad("task", "missing key (a record without id is matched by task and input; the file name names no task)")
+                continue
+            ids = by_input.get((task, value["input"]), [])
+            if len(ids) != 1:
+                bad("input", f"matches no gold trace of task {task!r}" if not ids else
+                    f"matches {len(ids)} gold traces of task {task!r}; give each record its id")
+                continue
+            tid = ids[0]
+        else:
+            bad("id", "missing key (and no input to match the record to a gold trace by)")
             continue
-        tid = str(tid)
         if tid not in known:
             bad("id", f"{tid!r} is not a trace of the gold data")
             continue

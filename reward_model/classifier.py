@@ -164,33 +164,60 @@ class StepClassifier:
             "numeric_names": self.numeric_names, "tasks": self.tasks, "intercept": self.intercept,
             "threshold": self.threshold, "info": self.info,
         }
-        (out / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         (out / "vocabulary.json").write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
         save_file({"idf": self.idf, "mean": self.mean, "scale": self.scale, "coef": self.coef},
                   str(out / "weights.safetensors"))
+        # config.json last: a folder with it is complete (the default model's cache counts on that)
+        (out / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return out
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "StepClassifier":
-        from safetensors.numpy import load_file
-
-        d = Path(model_dir)
-        cfg_path = d / "config.json"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{d}: no config.json (not a saved step classifier)")
-        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if meta.get("kind") != MODEL_KIND:
-            raise ValueError(f"{cfg_path}: field 'kind' is {meta.get('kind')!r}, expected {MODEL_KIND!r}")
-        raw = dict(meta["train_config"])
-        raw["drop_groups"] = tuple(raw.get("drop_groups", ()))
-        w = load_file(str(d / "weights.safetensors"))
-        vocab = json.loads((d / "vocabulary.json").read_text(encoding="utf-8"))
-        model = cls(config=TrainConfig(**raw), vocabulary=vocab, idf=w["idf"], numeric_names=meta["numeric_names"],
-                    mean=w["mean"], scale=w["scale"], tasks=meta["tasks"], coef=w["coef"],
-                    intercept=float(meta["intercept"]), threshold=float(meta["threshold"]), info=meta.get("info", {}))
+        model = cls(**_read_saved(Path(model_dir)))
         if model.vocabulary:
             model._vectorizer()  # build it (and import scikit-learn) at load time, not on the first batch
         return model
+
+
+def _read_saved(d: Path) -> dict[str, Any]:
+    """The fields of a saved StepClassifier, every file checked (see reward_model/saved.py)."""
+    from .saved import RETRAIN, ModelFileError, check_finite, field, load_arrays, read_config, read_json
+
+    cfg_path, meta = read_config(d)
+    if meta.get("kind") != MODEL_KIND:
+        raise ModelFileError(f"{cfg_path}: field 'kind' is {meta.get('kind')!r}, expected {MODEL_KIND!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{cfg_path}: format_version {meta.get('format_version')!r}; this bbm reads format_version "
+                             f"{FORMAT_VERSION} only: train the model again with this bbm (bbm rm train)")
+    raw = dict(field(meta, cfg_path, "train_config", dict))
+    raw["drop_groups"] = tuple(raw.get("drop_groups", ()))
+    try:
+        config = TrainConfig(**raw)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{cfg_path}: field 'train_config': {e}; {RETRAIN}") from None
+    names, tasks = field(meta, cfg_path, "numeric_names", list), field(meta, cfg_path, "tasks", list)
+    intercept, threshold = (float(field(meta, cfg_path, k, (int, float))) for k in ("intercept", "threshold"))
+    check_finite(cfg_path, "field 'intercept'", intercept)
+    if not 0.0 <= threshold <= 1.0:
+        raise ModelFileError(f"{cfg_path}: field 'threshold' is {threshold}, expected a number in [0, 1]; {RETRAIN}")
+    vocab_path = d / "vocabulary.json"
+    vocab = read_json(vocab_path)
+    if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+        raise ModelFileError(f"{vocab_path}: expected a JSON list of words; {RETRAIN}")
+    w_path = d / "weights.safetensors"
+    w = load_arrays(w_path, ("idf", "mean", "scale", "coef"))
+    sizes = {"idf": (len(vocab), f"{vocab_path} lists {len(vocab)} vocabulary words"),
+             "mean": (len(names), f"config.json names {len(names)} numeric features"),
+             "scale": (len(names), f"config.json names {len(names)} numeric features"),
+             "coef": (len(vocab) + len(names) * (1 + len(tasks)), "the vocabulary and features take that many")}
+    for name, (n, why) in sizes.items():
+        if len(w[name]) != n:
+            raise ModelFileError(f"{w_path}: tensor {name!r} has {len(w[name])} values, expected {n} ({why}); the "
+                                 f"files do not belong together: {RETRAIN}")
+    if not np.all(w["scale"] > 0):
+        raise ModelFileError(f"{w_path}: tensor 'scale' holds values <= 0; {RETRAIN}")
+    return dict(config=config, vocabulary=vocab, idf=w["idf"], numeric_names=names, mean=w["mean"], scale=w["scale"],
+                tasks=tasks, coef=w["coef"], intercept=intercept, threshold=threshold, info=meta.get("info", {}))
 
 
 # -------------------------------------------------------------------- training

@@ -26,17 +26,18 @@ class TrainedLocator:
 
 
 def load_model(model_dir: str | Path):
-    cfg = Path(model_dir) / "config.json"
-    if not cfg.is_file():
-        raise FileNotFoundError(f"{model_dir}: no config.json (not a saved model folder)")
-    kind = json.loads(cfg.read_text(encoding="utf-8")).get("kind")
+    """The saved model in `model_dir`, by its kind; a damaged folder raises ModelFileError (saved.py)."""
+    from .saved import ModelFileError, read_config
+
+    cfg, meta = read_config(model_dir)
+    kind = meta.get("kind")
     if kind == MODEL_KIND:
         return StepClassifier.load(model_dir)
     from .transformer import TRANSFORMER_KIND, TransformerStepClassifier
 
     if kind == TRANSFORMER_KIND:
         return TransformerStepClassifier.load(model_dir)
-    raise ValueError(f"{cfg}: field 'kind' is {kind!r}; expected {MODEL_KIND!r} or {TRANSFORMER_KIND!r}")
+    raise ModelFileError(f"{cfg}: field 'kind' is {kind!r}; expected {MODEL_KIND!r} or {TRANSFORMER_KIND!r}")
 
 
 def load_locator(model_dir: str | Path) -> TrainedLocator:
@@ -46,7 +47,10 @@ def load_locator(model_dir: str | Path) -> TrainedLocator:
 def default_trained_model(cache_dir: str | Path, config: TrainConfig = TrainConfig(),
                           data_dir: str | Path | None = None) -> TrainedLocator:
     """The CPU classifier trained once on the shipped (or given) data and cached under `cache_dir`.
-    The cache key holds the training config and a hash of the training data."""
+    The cache key holds the training config and a hash of the training data. Saved into a temporary
+    folder and renamed into place under a lock (backtrack/lm/cache_files.py), config.json last: a
+    second process setting up the same cache waits and loads the first one's model."""
+    from backtrack.lm.cache_files import publish_dir
     from bigbench_mistake.dataset import load_all
 
     traces = load_all(data_dir)
@@ -54,6 +58,5 @@ def default_trained_model(cache_dir: str | Path, config: TrainConfig = TrainConf
     for t in traces:
         h.update(json.dumps(t.to_record(), sort_keys=True).encode())
     folder = Path(cache_dir) / f"step-logreg-{h.hexdigest()[:16]}"
-    if not (folder / "config.json").is_file():
-        train(traces, config).save(folder)
+    publish_dir(folder, "config.json", lambda tmp: train(traces, config).save(tmp))
     return load_locator(folder)

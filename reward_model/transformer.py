@@ -119,14 +119,29 @@ class TransformerStepClassifier:
     def load(cls, model_dir: str | Path, device: str = "cpu") -> "TransformerStepClassifier":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from .saved import RETRAIN, ModelFileError, check_finite, field, read_config
+
         d = Path(model_dir)
-        meta = json.loads((d / "config.json").read_text(encoding="utf-8"))
+        cfg_path, meta = read_config(d)
         if meta.get("kind") != TRANSFORMER_KIND:
-            raise ValueError(f"{d / 'config.json'}: field 'kind' is {meta.get('kind')!r}, expected {TRANSFORMER_KIND!r}")
-        cfg = TransformerTrainConfig(**{**meta["train_config"], "device": device})
-        model = AutoModelForSequenceClassification.from_pretrained(d / "model").to(device)
-        tokenizer = AutoTokenizer.from_pretrained(d / "model")
-        return cls(model, tokenizer, cfg, float(meta["threshold"]), meta.get("info", {}))
+            raise ModelFileError(f"{cfg_path}: field 'kind' is {meta.get('kind')!r}, expected {TRANSFORMER_KIND!r}")
+        try:
+            cfg = TransformerTrainConfig(**{**field(meta, cfg_path, "train_config", dict), "device": device})
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"{cfg_path}: field 'train_config': {e}; {RETRAIN}") from None
+        threshold = float(field(meta, cfg_path, "threshold", (int, float)))
+        if not 0.0 <= threshold <= 1.0:
+            raise ModelFileError(f"{cfg_path}: field 'threshold' is {threshold}, expected a number in [0, 1]; {RETRAIN}")
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(d / "model")
+            tokenizer = AutoTokenizer.from_pretrained(d / "model")
+        except Exception as e:  # transformers/safetensors raise many kinds on a damaged folder; name it
+            raise ModelFileError(f"{d / 'model'}: cannot be loaded ({type(e).__name__}: {e}); the saved model is "
+                                 f"damaged or incomplete: {RETRAIN}") from None
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                check_finite(d / "model", f"weight {name!r}", tensor.float().numpy())
+        return cls(model.to(device), tokenizer, cfg, threshold, meta.get("info", {}))
 
 
 def train_transformer(traces: Sequence[Trace], config: TransformerTrainConfig, model=None,

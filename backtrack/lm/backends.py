@@ -114,9 +114,10 @@ class BackendConfig:
     logprobs_mode: str = option(OpenAIConfig.logprobs_mode, "--backend openai: raw (server returns temperature-1 "
                                 "log-probs; the default of vLLM and llama.cpp) | processed (vLLM started with "
                                 "--logprobs-mode processed_logprobs) | none (ask for none: no log-prob selection).")
-    request_timeout: float = option(OpenAIConfig.timeout_s, "--backend openai: seconds per request before a retry.")
-    retries: int = option(OpenAIConfig.max_retries, "--backend openai: retries on 429/5xx/connection errors, "
-                          "with backoff.")
+    request_timeout: float = option(OpenAIConfig.timeout_s, "--backend openai: seconds to wait for an answer; a "
+                                    "server silent that long fails the run (raise it for a slow server).")
+    retries: int = option(OpenAIConfig.max_retries, "--backend openai: retries on 429/5xx and dropped connections, "
+                          "with backoff (a timed-out request is not retried).")
 
     def __post_init__(self) -> None:
         checks = [(self.backend in BACKENDS, f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"),

@@ -13,10 +13,10 @@ that `--model NAME` picks one.
   `__init__` is never imported, the chunks are found through the import system's metadata.
 
 The transformers backend also needs a dequantised safetensors folder; `convert_gguf` writes it once
-next to the GGUF. Every file is written under a unique temporary name and moved into place with one
-rename, so two processes setting up the same fresh cache never see half a file, whichever finishes
-first. Nothing happens at import; the cache folder is always passed in (the CLI maps BBM_CACHE_DIR,
-default ~/.cache/bbm).
+next to the GGUF. Two processes may set up the same fresh cache at once (see cache_files.py): each
+file or folder is built under a unique temporary name and moved into place with one rename, under
+a lock, so the second process waits and reuses the first one's result. Nothing happens at import;
+the cache folder is always passed in (the CLI maps BBM_CACHE_DIR, default ~/.cache/bbm).
 """
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from backtrack.lm.cache_files import file_lock, publish_dir, write_text_atomic
 
 _DONE_MARK = "bbm_converted.json"
 _VERIFIED_SUFFIX = ".verified.json"  # size, mtime and sha256 of a checked file: later loads skip the hash
@@ -89,8 +90,16 @@ def sha256_file(path: Path) -> str:
 
 def assemble(chunks: list[Path], target: Path, size: int, sha256: str) -> Path:
     """Concatenate `chunks` into `target`, checking size and sha256 before it is moved into place.
-    A mismatch raises ValueError and leaves nothing behind."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    A mismatch raises ValueError and leaves nothing behind. A process that finds another one
+    assembling the same target waits for it and then checks and reuses its file."""
+    with file_lock(target):
+        if target.exists():
+            verify(target, size, sha256)
+            return target
+        return _assemble(chunks, target, size, sha256)
+
+
+def _assemble(chunks: list[Path], target: Path, size: int, sha256: str) -> Path:
     digest, written = hashlib.sha256(), 0
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=target.parent)
     try:
@@ -116,10 +125,7 @@ def assemble(chunks: list[Path], target: Path, size: int, sha256: str) -> Path:
 def _stamp(path: Path, sha256: str) -> None:
     st = path.stat()
     stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(stamp, f)
-    os.replace(tmp, str(path) + _VERIFIED_SUFFIX)
+    write_text_atomic(str(path) + _VERIFIED_SUFFIX, json.dumps(stamp))
 
 
 def verify(path: Path, size: int, sha256: str) -> None:
@@ -127,7 +133,7 @@ def verify(path: Path, size: int, sha256: str) -> None:
     file remembers a verified file's size and mtime)."""
     st = path.stat()
     try:
-        stamp = json.loads(Path(str(path) + _VERIFIED_SUFFIX).read_text())
+        stamp = json.loads(Path(str(path) + _VERIFIED_SUFFIX).read_text(encoding="utf-8"))
         if stamp == {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}:
             return
     except (OSError, ValueError):
@@ -172,33 +178,25 @@ def embedded_model_dir(cache_dir: str | Path) -> Path:
 
 
 def convert_gguf(gguf: Path, out: Path, sha256: str) -> None:
-    """Dequantise a GGUF checkpoint into a safetensors folder (written aside under a unique name,
-    then renamed into place; a process that loses the race discards its copy)."""
+    """Dequantise a GGUF checkpoint into a safetensors folder, built aside and renamed into place
+    once (see cache_files.publish_dir); the done mark is written after the weights and tokenizer."""
+    publish_dir(out, _DONE_MARK, lambda tmp: _convert(gguf, tmp, sha256))
+
+
+def _convert(gguf: Path, tmp: Path, sha256: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", suffix=".partial", dir=out.parent))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        # Stored in bfloat16: the file then maps straight into a bf16 model, keeping a run small;
-        # rounding the dequantised 4-bit weights to bf16 costs far less than the 4-bit quantisation did.
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
-        # transformers refuses save_pretrained on a GGUF-loaded (quantizer-marked) model; the weights are
-        # already dequantised to plain tensors, so dropping the marks saves exactly what was loaded.
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        (tmp / _DONE_MARK).write_text(json.dumps({"source": gguf.name, "sha256": sha256}) + "\n")
-        if out.exists() and not (out / _DONE_MARK).exists():
-            shutil.rmtree(out, ignore_errors=True)  # a folder left unfinished by an older bbm
-        try:
-            os.rename(tmp, out)  # atomic; fails if another process already put its folder there
-        except OSError:
-            if not (out / _DONE_MARK).exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # Stored in bfloat16: the file then maps straight into a bf16 model, keeping a run small;
+    # rounding the dequantised 4-bit weights to bf16 costs far less than the 4-bit quantisation did.
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+    # transformers refuses save_pretrained on a GGUF-loaded (quantizer-marked) model; the weights are
+    # already dequantised to plain tensors, so dropping the marks saves exactly what was loaded.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / _DONE_MARK).write_text(json.dumps({"source": gguf.name, "sha256": sha256}) + "\n", encoding="utf-8")

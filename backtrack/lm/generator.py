@@ -46,6 +46,15 @@ class RawStep:
         return Step(self.text, float(sum(self.token_logprobs)), len(self.token_ids), self.stop_reason)
 
 
+def check_context(n_prompt: int, max_tokens: int, context: int | None, source: str) -> None:
+    """Refuse a prompt whose tokens plus the new ones do not fit the model's context, before any
+    model call (a too-long prompt otherwise ends in a huge allocation or a traceback deep inside
+    the model). `source` says where the context comes from (e.g. n_ctx, max_position_embeddings)."""
+    if context is not None and n_prompt + max_tokens > context:
+        raise ValueError(f"a prompt of {n_prompt} tokens plus {max_tokens} new ones exceeds the context of "
+                         f"{context} tokens ({source})")
+
+
 @runtime_checkable
 class Generator(Protocol):
     #: identifies the model and everything that changes its outputs (used in cache keys)

@@ -21,7 +21,8 @@ How it decodes (all internal; callers only see backtrack.lm.generator.Generator)
 - logprob(prompt, cont) scores tokenizer(cont, add_special_tokens=False) after the prompt's tokens,
   i.e. the tokens the model would have to emit to write `cont`.
 A step stops at the first token whose text contains a newline (that token is counted, and text after
-the newline inside it is dropped), at an EOS token, or at max_tokens.
+the newline inside it is dropped), at an EOS token, or at max_tokens. A prompt whose tokens plus
+max_tokens exceed the model's context (`model_context`) is refused before any forward pass.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step, check_context
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -100,6 +101,20 @@ def load_generator(config: ModelConfig) -> "HFGenerator":
         raise FileNotFoundError(f"could not load model {label!r}: {e}") from e
     name = f"{label}@{str(dtype).removeprefix('torch.')}"
     return HFGenerator(model, tokenizer, name=name, prefix_cache_tokens=config.prefix_cache_tokens)
+
+
+def model_context(model, tokenizer) -> tuple[int | None, str]:
+    """(the most tokens the model takes, where that number comes from): its position limit
+    (max_position_embeddings of the text config), else the tokenizer's model_max_length when that is
+    a real number (transformers puts 1e30 there when it is unset); (None, "") when neither says."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    n = getattr(config, "max_position_embeddings", None)
+    if isinstance(n, int) and n > 0:
+        return n, "max_position_embeddings"
+    n = getattr(tokenizer, "model_max_length", None)
+    if isinstance(n, int) and 0 < n < 10 ** 8:
+        return n, "the tokenizer's model_max_length"
+    return None, ""
 
 
 def newline_token_ids(tokenizer, vocab: int) -> list[int]:
@@ -172,10 +187,14 @@ class HFGenerator:
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self.stats = {"forward_calls": 0, "prompt_tokens": 0, "reused_tokens": 0, "generated_tokens": 0}
+        self.context, self._context_source = model_context(model, tokenizer)
 
     # ------------------------------------------------------------------ tokenisation
     def encode(self, prompt: str) -> list[int]:
         return list(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+    def _check_length(self, n_prompt: int, max_tokens: int) -> None:
+        check_context(n_prompt, max_tokens, self.context, self._context_source)
 
     def _step_text(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True).split("\n", 1)[0].strip()
@@ -223,6 +242,8 @@ class HFGenerator:
             return []
         with torch.inference_mode():
             toks = [self.encode(p) for p in prompts]
+            for t in toks:
+                self._check_length(len(t), max_tokens)
             caches, logits = zip(*(self._prefill(t) for t in toks))
             lengths = [len(t) for t in toks]
             width = max(lengths)
@@ -315,6 +336,7 @@ class HFGenerator:
                              temperature, top_k, top_p)
         with torch.inference_mode():
             toks = self.encode(prompt)
+            self._check_length(len(toks), max_tokens)
             cache, logits = self._prefill(toks)
             cache = self._windowed(cache)
             cache.batch_repeat_interleave(n)
@@ -358,10 +380,11 @@ class HFGenerator:
         out = []
         with torch.inference_mode():
             toks = self.encode(prompt)
+            scored = [list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in continuations]
+            self._check_length(len(toks), max((len(ids) for ids in scored), default=0))
             cache, last = self._prefill(toks)
             kv = [(layer.keys, layer.values) for layer in cache.layers]
-            for text in continuations:
-                ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            for ids in scored:
                 if not ids:
                     out.append(0.0)
                     continue

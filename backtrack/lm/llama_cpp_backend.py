@@ -41,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step, check_context
 
 
 _QUIET = None  # the process's llama.cpp log callback (set once, never freed)
@@ -312,9 +312,7 @@ class LlamaCppGenerator:
 
     # ------------------------------------------------------------------ prompts
     def _check_length(self, n_prompt: int, max_tokens: int) -> None:
-        if n_prompt + max_tokens > self.n_ctx:
-            raise ValueError(f"a prompt of {n_prompt} tokens plus {max_tokens} new ones exceeds the context of "
-                             f"{self.n_ctx} tokens (n_ctx)")
+        check_context(n_prompt, max_tokens, self.n_ctx, "n_ctx")
 
     def _best_donor(self, toks: list[int]) -> tuple[int | None, int]:
         best, best_len = None, 0

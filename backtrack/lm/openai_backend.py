@@ -26,6 +26,16 @@ What the completions API gives, and how it maps onto the conventions of backtrac
 - Samples: one request per sample with its own seed derived from (seed, sample index), so each
   sample is reproducible on its own (and cacheable by sample index), on servers that honour
   `seed` (vLLM, llama.cpp). `n` > 1 in one request is not used: llama.cpp's server ignores it.
+- Failures: 429/5xx are retried `max_retries` times with backoff (a busy or restarting server
+  recovers). A try that gets no answer within `timeout_s` is retried only `timeout_retries` times
+  (a hung server stays hung; a queued request sent again only queues again), so a server that
+  accepts connections but never answers fails within `OpenAIConfig.worst_case_no_answer_s` (under
+  60 s by default). A refused connection before the server ever answered fails at once: there is no
+  server at that URL yet. Once it has answered, a refusal is retried like a 5xx (a restart).
+- Context: the prompt's token count is only known to the server, so its own "too long" error (400,
+  or a 5xx from some proxies) becomes a `ContextTooLong` naming max_tokens and the context, never a
+  retry; when GET /models reports the context (vLLM's `max_model_len`), max_tokens that alone
+  exceed it are refused before sending.
 """
 from __future__ import annotations
 
@@ -56,6 +66,10 @@ class ServerUnavailable(ServerError):
     """The server did not answer (connection refused, timeouts, 429/5xx) after every retry."""
 
 
+class ServerUnreachable(ServerUnavailable):
+    """Nothing listens at the URL (connection refused, unknown host)."""
+
+
 class ModelNotFound(ServerError):
     pass
 
@@ -74,9 +88,10 @@ class OpenAIConfig:
     model: str                   # the name the server serves the model under
     api_key: str | None = None   # sent as a Bearer token (hosted endpoints); never stored in configs
     concurrency: int = 4         # requests in flight at once
-    timeout_s: float = 120.0     # per request
-    max_retries: int = 5         # retries after the first try, on 429/5xx/connection errors
-    backoff_s: float = 1.0       # first wait; doubles each retry (capped at 30 s), plus jitter
+    timeout_s: float = 50.0      # per try: how long to wait for the connection and for the answer
+    max_retries: int = 5         # retries after the first try, on 429/5xx and dropped connections
+    timeout_retries: int = 0     # retries of a try that got no answer within timeout_s
+    backoff_s: float = 1.0       # first wait; doubles each retry (capped at 30 s), plus up to 25% jitter
     logprobs_mode: str = "raw"   # raw: server returns temperature-1 log-probs; processed; none
     require_logprobs: bool = True  # False: steps from a log-prob-less server carry logprob=nan
     check_model: bool = True     # GET /models once and fail unless it lists `model`
@@ -88,10 +103,21 @@ class OpenAIConfig:
             raise ValueError("model must name the model the server serves (see GET {base_url}/models)")
         if self.concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        if self.timeout_s <= 0 or self.backoff_s < 0 or self.max_retries < 0:
-            raise ValueError("timeout_s must be > 0, backoff_s and max_retries >= 0")
+        if self.timeout_s <= 0 or self.backoff_s < 0 or self.max_retries < 0 or self.timeout_retries < 0:
+            raise ValueError("timeout_s must be > 0, backoff_s, max_retries and timeout_retries >= 0")
         if self.logprobs_mode not in LOGPROBS_MODES:
             raise ValueError(f"logprobs_mode must be one of {LOGPROBS_MODES}, got {self.logprobs_mode!r}")
+
+
+    def backoff(self, attempt: int) -> float:
+        """The longest wait before retry number `attempt` + 1 (jitter included)."""
+        return min(self.backoff_s * 2 ** attempt, 30.0) * 1.25
+
+    @property
+    def worst_case_no_answer_s(self) -> float:
+        """The longest one request waits on a server that accepts connections but never answers:
+        timeout_retries + 1 tries of timeout_s each, and the backoff between them."""
+        return (self.timeout_retries + 1) * self.timeout_s + sum(self.backoff(i) for i in range(self.timeout_retries))
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -113,11 +139,23 @@ class OpenAIGenerator:
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="bbm-openai")
         self._lock = threading.Lock()
         self._served: list[str] | None = None  # model names from GET /models, once checked
-        self.stats = {"requests": 0, "retries": 0, "stop_token_refetched": 0, "eos_without_logprob": 0,
-                      "stop_reason_probed": 0}
+        self.context: int | None = None  # the model's context when GET /models says it (vLLM: max_model_len)
+        self.stats = {"requests": 0, "retries": 0, "answered": 0, "completions": 0, "stop_token_refetched": 0,
+                      "eos_without_logprob": 0, "stop_reason_probed": 0}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """fn over items in the pool, in order. On the first error the requests not started yet are
+        cancelled: a dead server then costs one request's wait, not one per queued prompt."""
+        futures = [self._pool.submit(fn, x) for x in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
     def __enter__(self) -> "OpenAIGenerator":
         return self
@@ -127,7 +165,7 @@ class OpenAIGenerator:
 
     # ------------------------------------------------------------------ the Generator protocol
     def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
-        return list(self._pool.map(lambda p: self._step(p, max_tokens, 0.0, None, None, None), prompts))
+        return self._map(lambda p: self._step(p, max_tokens, 0.0, None, None, None), prompts)
 
     def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
                      top_k: int | None = None, top_p: float | None = None) -> list[Step]:
@@ -135,15 +173,15 @@ class OpenAIGenerator:
             raise ValueError("n must be >= 1")
         self._check_sampling(temperature, top_k, top_p)
         seeds = [sample_seed(seed, i) for i in range(n)]
-        return list(self._pool.map(lambda s: self._step(prompt, max_tokens, temperature, s, top_k, top_p), seeds))
+        return self._map(lambda s: self._step(prompt, max_tokens, temperature, s, top_k, top_p), seeds)
 
     def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         self._check_sampling(temperature, top_k, top_p)
-        return list(self._pool.map(lambda ps: self._step(ps[0], max_tokens, temperature, sample_seed(ps[1], 0), top_k, top_p),
-                                   zip(prompts, seeds)))
+        return self._map(lambda ps: self._step(ps[0], max_tokens, temperature, sample_seed(ps[1], 0), top_k, top_p),
+                         list(zip(prompts, seeds)))
 
     def _check_sampling(self, temperature: float, top_k: int | None, top_p: float | None) -> None:
         if temperature <= 0:
@@ -163,7 +201,7 @@ class OpenAIGenerator:
         if self.config.logprobs_mode == "none":
             raise LogprobsUnavailable(f"{self.config.base_url}: log-probs are off (--logprobs-mode none); "
                                       "log-prob scoring needs a server that returns them")
-        return list(self._pool.map(lambda c: self._echo_logprob(prompt, c), continuations))
+        return self._map(lambda c: self._echo_logprob(prompt, c), continuations)
 
     # ------------------------------------------------------------------ one step
     def _step(self, prompt: str, max_tokens: int, temperature: float, seed: int | None,
@@ -302,28 +340,36 @@ class OpenAIGenerator:
             if self._served is not None:
                 return self._served
         answer = self._request(self.config.base_url.rstrip("/") + "/models", None)
-        served = [m.get("id") for m in answer.get("data", []) if isinstance(m, dict)]
+        entries = [m for m in answer.get("data", []) if isinstance(m, dict)]
+        served = [m.get("id") for m in entries]
         if self.config.model not in served:
             raise ModelNotFound(f"{self.config.base_url} does not serve model {self.config.model!r}; it serves: "
                                 f"{', '.join(map(str, served)) or 'nothing'} (pass one of these as --model)")
+        context = next(m.get("max_model_len") for m in entries if m.get("id") == self.config.model)
         with self._lock:
             self._served = served
+            self.context = context if isinstance(context, int) and context > 0 else None
         return served
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         if self._served is None and self.config.check_model:
             self.check_model()
+        if self.context is not None and body["max_tokens"] >= self.context:  # no room left for any prompt
+            raise ContextTooLong(f"{self._url}: a prompt of at least 1 token plus {body['max_tokens']} new ones "
+                                 f"exceeds the context of {self.context} tokens (max_model_len of "
+                                 f"{self.config.model!r}); lower --max-tokens")
         return self._request(self._url, body)
 
     def _request(self, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        """POST body (GET when None) with retries on 429/5xx/connection errors; 4xx raise at once."""
+        """POST body (GET when None) with the retries of the module doc; 4xx raise at once."""
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
-        last = ""
+        cfg = self.config
+        last, timeouts = "", 0
         started = time.monotonic()
-        for attempt in range(self.config.max_retries + 1):
+        for attempt in range(cfg.max_retries + 1):
             with self._lock:
                 self.stats["requests"] += 1
                 if attempt:
@@ -331,42 +377,77 @@ class OpenAIGenerator:
             retry_after: float | None = None
             try:
                 req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
-                with urllib.request.urlopen(req, timeout=self.config.timeout_s) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
+                with urllib.request.urlopen(req, timeout=cfg.timeout_s) as resp:
+                    answer = json.loads(resp.read().decode("utf-8"))
+                with self._lock:
+                    self.stats["answered"] += 1
+                    self.stats["completions"] += body is not None
+                return answer
             except urllib.error.HTTPError as e:
                 detail = _error_detail(e)
+                if _too_long(detail):  # some proxies send it as a 5xx: retrying cannot help
+                    raise self._too_long(e.code, detail, body) from None
                 if e.code == 429 or e.code >= 500:
                     last = f"HTTP {e.code}: {detail}"
                     retry_after = _retry_after(e)
                 else:
                     raise self._client_error(e.code, detail) from None
             except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, HTTPException) as e:
-                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+                reason = getattr(e, "reason", e)
+                if isinstance(reason, (socket.timeout, TimeoutError)):
+                    timeouts += 1
+                    last = "timeout"
+                    if timeouts > cfg.timeout_retries:
+                        break
+                elif isinstance(reason, (ConnectionRefusedError, socket.gaierror)) and not self.stats["answered"]:
+                    raise ServerUnreachable(
+                        f"the server is not reachable at {cfg.base_url} ({reason}): nothing listens there. Start one, e.g. "
+                        "`python -m llama_cpp.server --model FILE.gguf --logits_all true --port 8000` or "
+                        "`vllm serve MODEL --port 8000`, or fix --base-url") from None
+                else:
+                    last = f"{type(reason).__name__}: {reason}"
             except json.JSONDecodeError as e:
                 last = f"answer is not JSON ({e.msg})"
-            if attempt < self.config.max_retries:
-                wait = min(self.config.backoff_s * 2 ** attempt, 30.0)
-                wait = max(wait * (1 + 0.25 * random.random()), retry_after or 0.0)
-                self._sleep(wait)
-        raise ServerUnavailable(
-            f"server {url} did not answer after {self.config.max_retries + 1} tries over "
-            f"{time.monotonic() - started:.0f} s (last: {last}). Finished items are saved in the run "
-            "directory; start the server again and rerun the same command to resume")
+            if attempt < cfg.max_retries:
+                wait = min(cfg.backoff_s * 2 ** attempt, 30.0)
+                self._sleep(max(wait * (1 + 0.25 * random.random()), retry_after or 0.0))
+        took, tries = time.monotonic() - started, attempt + 1
+        # Only a server that answered before can have finished items: speak of them only then.
+        kept = " (items finished so far are kept in the run directory)" if self.stats["completions"] else ""
+        if last == "timeout":
+            raise ServerUnavailable(
+                f"{url} sent no answer within {cfg.timeout_s:g} s ({tries} tries, {took:.0f} s in all): the server "
+                "accepts connections but is hung, still loading the model, or slower than that. If it is only "
+                f"slow, raise the limit with --request-timeout SECONDS (OpenAIConfig.timeout_s) and rerun the "
+                f"same command{kept}")
+        raise ServerUnavailable(f"server {url} did not answer after {tries} tries over {took:.0f} s (last: {last}). "
+                                f"Start the server again and rerun the same command{kept}")
 
     def _client_error(self, code: int, detail: str) -> ServerError:
         low = detail.lower()
         if "model" in low and ("not found" in low or "does not exist" in low or code == 404):
             return ModelNotFound(f"{self._url}: the server does not serve model {self.config.model!r} "
                                  f"(HTTP {code}: {detail}); GET {self.config.base_url.rstrip('/')}/models lists its names")
-        if any(s in low for s in ("context length", "context window", "maximum context", "too long",
-                                  "exceed", "n_ctx")):
-            return ContextTooLong(f"{self._url}: prompt + max_tokens do not fit the model's context "
-                                  f"(HTTP {code}: {detail}); lower --max-tokens or use fewer few-shot examples")
         if code in (401, 403):
             return ServerError(f"{self._url}: not authorised (HTTP {code}: {detail}); set OPENAI_API_KEY")
         if code == 404:
             return ServerError(f"{self._url}: not found (HTTP 404: {detail}); --base-url should end in /v1")
         return ServerError(f"{self._url}: request refused (HTTP {code}: {detail})")
+
+
+    def _too_long(self, code: int, detail: str, body: dict[str, Any] | None) -> ContextTooLong:
+        """The server's "prompt too long" as the message the local backends give (their lengths are
+        known here only as far as the server tells them)."""
+        new = (body or {}).get("max_tokens", "?")
+        context = f"the context of {self.context} tokens" if self.context else "the model's context"
+        return ContextTooLong(f"{self._url}: the prompt plus {new} new ones exceeds {context} (the server said: "
+                              f"HTTP {code}: {detail}); lower --max-tokens or use fewer few-shot examples")
+
+
+def _too_long(detail: str) -> bool:
+    low = detail.lower()
+    return any(s in low for s in ("context length", "context window", "maximum context", "context size",
+                                  "too long", "exceed", "n_ctx"))
 
 
 def _sum(values: Sequence[float | None], where: str) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 from reward_model.locator import Locator
 
 from backtrack.lm.generator import Generator
-from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, RunDir
+from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, RunDir, read_run_file, write_json
 from backtrack.lm.wrappers import CountingGenerator, MemoGenerator
 from backtrack.methods.strategies import NEEDS_LOCATOR, Item, StrategyConfig, get_strategy
 
@@ -111,9 +111,7 @@ def plot_run_dir(results: dict[str, Any], run_dir) -> str | None:
 def _summary_files(path: Path, config: dict[str, Any], records: list[dict[str, Any]], dropped: int) -> dict[str, Any]:
     summary = results_from_records(config, records)
     summary.update(run_dir=str(path), dropped_partial_lines=dropped, plot=plot_run_dir(summary, path))
-    tmp = path / (RESULTS + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path / RESULTS)
+    write_json(path / RESULTS, summary, ensure_ascii=False)
     return summary
 
 
@@ -123,7 +121,7 @@ def summarise_run_dir(out: str | Path) -> dict[str, Any]:
     path = Path(out)
     if not (path / CONFIG).is_file():
         raise FileNotFoundError(f"{path / CONFIG}: no such file (not a bbm compare run directory)")
-    config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    config = read_run_file(path / CONFIG)
     if config.get("command") != "compare":
         raise ValueError(f"{out} is not a bbm compare run directory")
     records, partial = [], 0

@@ -9,14 +9,16 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from backtrack.runs.rundir import read_run_file
+
 
 def load_run(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     for name in ("config.json", "results.json"):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path}: no {name} (not a finished run directory)")
-    return {"path": path, "config": json.loads((path / "config.json").read_text()),
-            "results": json.loads((path / "results.json").read_text())}
+    return {"path": path, "config": read_run_file(path / "config.json"),
+            "results": read_run_file(path / "results.json")}
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -3,7 +3,9 @@
 Rerunning the same command on the same directory resumes: records already in samples.jsonl are
 skipped by key. A line cut short by Ctrl-C or a crash is detected, reported and dropped (it was not
 finished), never silently merged. A different config for an existing directory is an error: a
-run directory holds exactly one experiment.
+run directory holds exactly one experiment. config.json and results.json are written through a
+temporary file and one rename (a crash leaves the old file or the new one, never part of one); a
+damaged one is an error naming the file and the way out.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
+
+from backtrack.lm.cache_files import write_text_atomic
 
 CONFIG, SAMPLES, RESULTS = "config.json", "samples.jsonl", "results.json"
 
@@ -32,6 +36,29 @@ def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
     return out
 
 
+def read_run_file(path: str | Path) -> dict[str, Any]:
+    """A run directory's config.json or results.json as a dict; a damaged one raises RunDirError."""
+    path = Path(path)
+    how = (f"delete {path.parent} to start that run over, or pass another --out" if path.name == CONFIG
+           else "rerun the run's command to write it again")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        problem = "not UTF-8 text"
+    except json.JSONDecodeError as e:
+        problem = f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+    else:
+        if isinstance(obj, dict):
+            return obj
+        problem = f"a JSON {type(obj).__name__}, not an object"
+    raise RunDirError(f"{path}: {problem}; the file is damaged (cut short by a crash, or edited). {how}")
+
+
+def write_json(path: str | Path, obj: Any, **dump: Any) -> Path:
+    """obj as indented JSON, written atomically (see the module doc)."""
+    return write_text_atomic(path, json.dumps(obj, indent=2, **dump) + "\n")
+
+
 class RunDir:
     def __init__(self, path: str | Path, config: dict[str, Any], key_field: str = "key"):
         self.path = Path(path)
@@ -40,13 +67,13 @@ class RunDir:
         cfg_path = self.path / CONFIG
         canonical = json.loads(json.dumps(config, sort_keys=True))
         if cfg_path.exists():
-            old = json.loads(cfg_path.read_text(encoding="utf-8"))
+            old = read_run_file(cfg_path)
             if old != canonical:
                 diff = config_diff(old, canonical)
                 raise RunDirError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
                                   "use another --out or the same options")
         else:
-            cfg_path.write_text(json.dumps(canonical, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            write_json(cfg_path, canonical, sort_keys=True)
         self.config = canonical
         self.dropped_partial_lines = self._drop_partial_tail()
 
@@ -98,8 +125,4 @@ class RunDir:
             os.fsync(f.fileno())
 
     def write_results(self, results: dict[str, Any]) -> Path:
-        p = self.path / RESULTS
-        tmp = p.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return write_json(self.path / RESULTS, results, ensure_ascii=False)

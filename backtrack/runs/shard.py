@@ -15,12 +15,11 @@ directory is then the directory an unsharded run writes.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from backtrack.runs.rundir import CONFIG, SAMPLES, RunDir, RunDirError
+from backtrack.runs.rundir import CONFIG, SAMPLES, RunDir, RunDirError, read_run_file
 
 T = TypeVar("T")
 SHARD_KEY, ITEM_INDEX = "shard", "item_index"
@@ -82,7 +81,7 @@ def _load(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     cfg_path = run_dir / CONFIG
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no {CONFIG} (not a run directory)")
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    config = read_run_file(cfg_path)
     records = list(RunDir(run_dir, config).records())
     return config, records
 
