@@ -176,8 +176,10 @@ BaseUrlOpt = typer.Option(None, "--base-url", envvar="BBM_BASE_URL",
                                "(key for hosted endpoints: OPENAI_API_KEY).")
 ConcurrencyOpt = typer.Option(4, "--concurrency", help="--backend openai: requests in flight at once.")
 LogprobsModeOpt = typer.Option("raw", "--logprobs-mode", help="--backend openai: raw (server returns temperature-1 "
-                               "log-probs; the default of vLLM and llama.cpp) | processed (vLLM started with "
-                               "--logprobs-mode processed_logprobs) | none (ask for none: no log-prob selection).")
+                               "log-probs; the default of vLLM and llama.cpp; samples drawn at another temperature "
+                               "or with top-k/top-p get unknown log-probs, which backtracking's log-prob selection "
+                               "refuses) | processed (vLLM started with --logprobs-mode processed_logprobs) | none "
+                               "(ask for none: no log-prob selection).")
 TimeoutOpt = typer.Option(120.0, "--request-timeout", help="--backend openai: seconds per request before a retry.")
 RetriesOpt = typer.Option(5, "--retries", help="--backend openai: retries on 429/5xx/connection errors, with backoff.")
 PromptFormatOpt = typer.Option("raw", "--prompt-format", help="raw: the paper's few-shot prompt as plain text | chat: "
@@ -338,7 +340,7 @@ ThreadsOpt = typer.Option(None, "--threads", help="CPU threads of the model (def
 def load_any_generator(backend: str, model: Optional[str], gguf_file: Optional[str], dtype: str, device: str,
                        cache_dir: Optional[Path], threads: Optional[int], base_url: Optional[str], concurrency: int,
                        logprobs_mode: str, request_timeout: float, retries: int, prompt_format: str = "raw"):
-    """A Generator from the CLI's model options: llama.cpp in process, transformers, or an
+    """An LM (backtrack.lm.generator) from the CLI's model options: llama.cpp in process, transformers, or an
     OpenAI-compatible server (backtrack/backends.py says which `auto` picks)."""
     from backtrack.lm.backends import LlamaOptions, hf_model_source, load_llama, resolve_backend
 
@@ -532,10 +534,10 @@ def _verifier(cfg, locator, threshold: Optional[float], seed: int, data_dir: Opt
 def _progress(total: int, label: str, gen):
     """A tqdm bar on stderr counting items, and the generator wrapped to show tokens/s on it after
     every model call; returns (the wrapped generator, callback per finished batch, close)."""
-    from backtrack.lm.progress import ProgressGenerator, progress_bar
+    from backtrack.lm.progress import ProgressLM, progress_bar
 
     bar = progress_bar(total, label)
-    return ProgressGenerator(gen, bar), bar.update, bar.close
+    return ProgressLM(gen, bar), bar.update, bar.close
 
 
 def _make_locator(spec: str, seed: int, data_dir: Optional[Path], cache_dir: Path, generator=None):
