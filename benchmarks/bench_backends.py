@@ -6,8 +6,8 @@ same thread count, side by side in one run, for each packaged model.
 What it measures (each model in its own subprocess, so peak RSS is the model's own):
   greedy   one stream, step by step through a multistep-arithmetic trace (the few-shot prompt
            cached first): llama.cpp's high-level API (Llama.create_completion with stop="\\n", which
-           reuses the previous request's prefix) vs bbm's greedy_steps. Decode tokens/s.
-  samples  8 samples of one step at T=1: bbm's sample_steps(n=8), aggregate tokens/s.
+           reuses the previous request's prefix) vs bbm's greedy generate_steps. Decode tokens/s.
+  samples  8 samples of one step at T=1: bbm's raw_samples (one request, n=8), aggregate tokens/s.
   traces   8 traces decoded together (decode_traces, batch 8), aggregate tokens/s.
   reuse    seconds for the first question of a task (whole few-shot prompt) vs a second question,
            and the first question again in a new context (a second run: no KV state is kept on disk).
@@ -53,6 +53,7 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
     from backtrack.lm.backends import LlamaOptions, load_llama
     from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
     from backtrack.lm.embedded import model_gguf
+    from backtrack.lm.generator import StepRequest
     from bigbench_mistake.tasks import get_task
 
     spec = get_task("multistep_arithmetic")
@@ -81,16 +82,16 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
     # -------- bbm's backend
     gen = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384))
     t0 = time.perf_counter()
-    gen.greedy_steps([spec.prompt(qs[0].input)], 1)
+    gen.generate_steps([StepRequest(spec.prompt(qs[0].input), max_tokens=1)])
     out["reuse_first_question_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    gen.greedy_steps([spec.prompt(qs[1].input)], 1)
+    gen.generate_steps([StepRequest(spec.prompt(qs[1].input), max_tokens=1)])
     out["reuse_second_question_s"] = round(time.perf_counter() - t0, 2)
 
     steps, tokens, seconds = [], 0, 0.0
     for _ in range(trace_steps):
         t0 = time.perf_counter()
-        [s] = gen.greedy_steps([spec.prompt(qs[0].input, steps)], max_tokens)
+        [[s]] = gen.generate_steps([StepRequest(spec.prompt(qs[0].input, steps), max_tokens=max_tokens)])
         seconds += time.perf_counter() - t0
         tokens += s.n_tokens
         steps.append(s.text)
@@ -98,7 +99,7 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
     out["bbm_greedy_tokens"] = tokens
 
     prompt = spec.prompt(qs[0].input, steps[:2])
-    gen.greedy_steps([prompt], 1)  # cached, as a backtracking step's prompt is
+    gen.generate_steps([StepRequest(prompt, max_tokens=1)])  # cached, as a backtracking step's prompt is
     t0 = time.perf_counter()
     samples = gen.raw_samples([prompt], [8], 1.0, [0], [0], max_tokens)[0]
     dt = time.perf_counter() - t0
@@ -108,7 +109,7 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
         abs(sum(s.token_logprobs) - sum(gen.token_logprobs(ptoks, list(s.token_ids)))) for s in samples)
 
     reqs = [TraceRequest("multistep_arithmetic", q.input) for q in qs[2:10]]
-    gen.greedy_steps([spec.prompt(q.input) for q in qs[2:10]], 1)  # prompts cached, as in a run
+    gen.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[2:10]])  # prompts cached, as in a run
     t0 = time.perf_counter()
     together = decode_traces(gen, reqs, DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens, batch_size=8))
     dt = time.perf_counter() - t0
@@ -126,7 +127,7 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
     gen.close()
     second_run = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384))  # a new run: nothing cached
     t0 = time.perf_counter()
-    second_run.greedy_steps([spec.prompt(qs[0].input)], 1)
+    second_run.generate_steps([StepRequest(spec.prompt(qs[0].input), max_tokens=1)])
     out["reuse_second_run_first_question_s"] = round(time.perf_counter() - t0, 2)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out["ratio_greedy"] = round(out["bbm_greedy_tok_s"] / out["llama_hl_greedy_tok_s"], 2)

@@ -6,7 +6,7 @@
 (b) 8 sequential one-sample calls vs one batched 8-sample call at one step (same 8 samples);
 (c) step-wise decoding of 8 traces with batch size 1 vs 8: tokens/s;
 (d) self-consistency's k sampled traces one at a time (sample_trace) vs advanced together
-    (sample_traces: one sample_each call per step): tokens/s, same traces.
+    (sample_traces: one generate_steps call per step): tokens/s, same traces.
 Prints tokens/s (per wall second and per CPU second of this process), ratios and the process's
 peak resident memory after each part.
 
@@ -71,6 +71,7 @@ def main() -> None:
 
     from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
     from backtrack.runs.generate import dataset_questions
+    from backtrack.lm.generator import StepRequest
     from backtrack.lm.hf_backend import ModelConfig, load_generator
     from bigbench_mistake.tasks import get_task
 
@@ -105,11 +106,11 @@ def main() -> None:
         for label, warm_up in (("cold", None), ("warm", questions[1] if len(questions) > 1 else None)):
             gen.store.entries.clear()
             if warm_up is not None:
-                gen.greedy_steps([task.prompt(warm_up.input)], 1)
+                gen.generate_steps([StepRequest(task.prompt(warm_up.input), max_tokens=1)])
             ours_steps, ours_tokens = [], 0
             clock = Clock()
             for _ in range(args.steps):  # the prefix cache is reused from step to step
-                step = gen.greedy_steps([task.prompt(q.input, ours_steps)], args.max_tokens)[0]
+                [[step]] = gen.generate_steps([StepRequest(task.prompt(q.input, ours_steps), max_tokens=args.max_tokens)])
                 ours_steps.append(step.text)
                 ours_tokens += step.n_tokens
             ours = clock.rates(ours_tokens)

@@ -5,7 +5,7 @@
     cot-step      per step, a line of reasoning first ("Check of Thought k: ..."), then the yes/no
 
 Modes. "logprob" (default; for base models): the answer is the candidate with the higher
-log-probability under generator.logprob -- " Yes" against " No" for a step (a tie counts as Yes),
+log-probability under the LM's loglikelihood -- " Yes" against " No" for a step (a tie counts as Yes),
 " Thought 1\n" ... " Thought n\n" against " none\n" for a trace (each candidate ends in the
 newline so " Thought 1" does not also score as the start of " Thought 12"). "generate" (for chat
 or instruction models): greedy free text, parsed; an answer that cannot be parsed is counted as
@@ -29,7 +29,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Sequence
 
-from backtrack.lm.generator import Generator
+from backtrack.lm.generator import LM, LoglikelihoodRequest, Step, StepRequest
 from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import format_step, get_task
 
@@ -172,20 +172,24 @@ class FinderConfig:
 class PromptFinder:
     """A Locator that asks `generator` where the first mistake is, by one of the three methods."""
 
-    def __init__(self, generator: Generator, config: FinderConfig = FinderConfig()):
+    def __init__(self, generator: LM, config: FinderConfig = FinderConfig()):
         self.generator = generator
         self.config = config
         self.name = f"prompt:{config.method}:{config.mode}"
+
+    def _greedy(self, prompt: str, max_tokens: int) -> Step:
+        [[step]] = self.generator.generate_steps([StepRequest(prompt, max_tokens=max_tokens)])
+        return step
 
     # --- one trace
     def _direct_trace(self, t: Trace) -> FinderResult:
         cfg, prompt = self.config, trace_prompt(t.task, t.input, t.steps)
         if cfg.mode == "logprob":
             candidates = [_trace_answer(i) for i in range(len(t.steps))] + [NONE_ANSWER]
-            lps = self.generator.logprob(prompt, candidates)
+            lps = self.generator.loglikelihood([LoglikelihoodRequest(prompt, c) for c in candidates])
             best = max(range(len(candidates)), key=lambda i: (lps[i], -i))  # ties: the earliest candidate
             return FinderResult(None if best == len(t.steps) else best, cfg.method, cfg.mode, 1)
-        text = self.generator.greedy_steps([prompt], cfg.answer_tokens)[0].text
+        text = self._greedy(prompt, cfg.answer_tokens).text
         index, ok = parse_trace_answer(text, len(t.steps))
         return FinderResult(index, cfg.method, cfg.mode, 1, unparsed=int(not ok), generated=[text])
 
@@ -193,16 +197,16 @@ class PromptFinder:
         cfg, cot = self.config, self.config.method == "cot-step"
         reasoning = None
         if cot:
-            reasoning = self.generator.greedy_steps([step_prompt(t.task, t.input, t.steps, k, True)],
-                                                    cfg.reasoning_tokens)[0].text
+            reasoning = self._greedy(step_prompt(t.task, t.input, t.steps, k, True), cfg.reasoning_tokens).text
             result.generated.append(reasoning)
         prompt = step_prompt(t.task, t.input, t.steps, k, cot, reasoning)
         result.checks += 1
         if cfg.mode == "logprob":
-            lp_yes, lp_no = self.generator.logprob(prompt, [YES, NO])
+            lp_yes, lp_no = self.generator.loglikelihood([LoglikelihoodRequest(prompt, YES),
+                                                          LoglikelihoodRequest(prompt, NO)])
             result.p_no.append(p_no(lp_yes, lp_no))
             return lp_yes >= lp_no
-        text = self.generator.greedy_steps([prompt], cfg.answer_tokens)[0].text
+        text = self._greedy(prompt, cfg.answer_tokens).text
         result.generated.append(text)
         verdict = parse_yes_no(text)
         if verdict is None:
@@ -235,7 +239,7 @@ def parse_finder_spec(spec: str) -> FinderConfig:
     return FinderConfig(method=parts[1], mode=parts[2] if len(parts) == 3 else "logprob")
 
 
-def prompt_locator(arg: str | None, generator: Generator | None) -> PromptFinder:
+def prompt_locator(arg: str | None, generator: LM | None) -> PromptFinder:
     """make_locator's factory for "prompt:METHOD[:MODE]" (METHOD: direct-trace | direct-step | cot-step)."""
     if generator is None:
         raise ValueError("prompt-based finders need a model: pass LocatorOptions(generator=...)")

@@ -18,7 +18,7 @@ class LocatorOptions:
     # Traces whose labels give the per-task distribution of mistake positions (random:dist, simulated).
     distribution_traces: Sequence[Trace] | None = None
     data_dir: str | Path | None = None
-    # The model the prompt-based finders ask (prompt:METHOD[:MODE]); a backtrack Generator.
+    # The model the prompt-based finders ask (prompt:METHOD[:MODE]); a backtrack.lm.generator.LM.
     generator: Any = None
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
-from backtrack.lm.generator import STOP_MAX_TOKENS, STOP_NEWLINE, Generator
+from backtrack.lm.generator import LM, STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest, StepRequest
 from backtrack.lm.hf_backend import HFGenerator, ModelConfig, filtered_logprobs, load_generator
 from bigbench_mistake.tasks import get_task
 from tests.tiny_model import TINY_FEW_SHOT
@@ -19,6 +19,16 @@ def prompt(question, steps=()):
 
 def fresh(model_dir, **kw) -> HFGenerator:
     return load_generator(ModelConfig(model=str(model_dir), dtype="float32", **kw))
+
+
+def greedy(gen, text, max_tokens):
+    [[step]] = gen.generate_steps([StepRequest(text, max_tokens=max_tokens)])
+    return step
+
+
+def samples(gen, text, n, temperature, seed, max_tokens, **kw):
+    [steps] = gen.generate_steps([StepRequest(text, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens, **kw)])
+    return steps
 
 
 def reference_greedy(gen: HFGenerator, text: str, max_tokens: int):
@@ -44,12 +54,12 @@ def full_forward_logprob(gen: HFGenerator, prompt_ids, cont_ids, temperature=1.0
 
 
 def test_is_a_generator_and_names_model_and_dtype(tiny_generator, tiny_model_dir):
-    assert isinstance(tiny_generator, Generator)
+    assert isinstance(tiny_generator, LM)
     assert tiny_generator.name == f"{tiny_model_dir}@float32"
 
 
 def test_step_stops_at_newline_and_text_is_stripped(tiny_generator):
-    step = tiny_generator.greedy_steps([prompt("4 + 1 =")], 40)[0]
+    step = greedy(tiny_generator, prompt("4 + 1 ="), 40)
     assert step.stop_reason == STOP_NEWLINE
     assert "\n" not in step.text and step.text == step.text.strip() and step.text
     raw = tiny_generator.greedy_raw([prompt("4 + 1 =")], 40)[0]
@@ -58,7 +68,7 @@ def test_step_stops_at_newline_and_text_is_stripped(tiny_generator):
 
 
 def test_token_cap(tiny_generator):
-    step = tiny_generator.greedy_steps([prompt("4 + 1 =")], 2)[0]
+    step = greedy(tiny_generator, prompt("4 + 1 ="), 2)
     assert step.stop_reason == STOP_MAX_TOKENS and step.n_tokens == 2
 
 
@@ -106,42 +116,53 @@ def test_sample_logprob_equals_full_forward(tiny_generator):
 def test_logprob_equals_full_forward(tiny_generator):
     p = prompt("1 + 1 =")
     conts = [" Let's add 1 and 1.\n", " 1 + 1 = 2. So the answer is 2\n", "x"]
-    got = tiny_generator.logprob(p, conts)
+    got = tiny_generator.loglikelihood([LoglikelihoodRequest(p, c) for c in conts])
     for c, g in zip(conts, got):
         cont_ids = tiny_generator.tokenizer(c, add_special_tokens=False)["input_ids"]
         assert g == pytest.approx(full_forward_logprob(tiny_generator, tiny_generator.encode(p), cont_ids), abs=1e-4)
-    assert tiny_generator.logprob(p, [""]) == [0.0]
+    assert tiny_generator.loglikelihood([LoglikelihoodRequest(p, "")]) == [0.0]
+    # requests of one prompt need not be adjacent: each gets its own score, in request order
+    mixed = tiny_generator.loglikelihood([LoglikelihoodRequest(p, conts[0]), LoglikelihoodRequest(prompt("4 + 1 ="), "x"),
+                                          LoglikelihoodRequest(p, conts[2])])
+    assert [mixed[0], mixed[2]] == pytest.approx([got[0], got[2]], abs=1e-5)
 
 
 def test_seeds_reproduce_samples_and_samples_do_not_depend_on_n(tiny_generator, tiny_model_dir):
     p = prompt("9 + 8 - 5 =")
-    a = tiny_generator.sample_steps(p, 6, 1.0, seed=11, max_tokens=20)
-    b = fresh(tiny_model_dir).sample_steps(p, 6, 1.0, seed=11, max_tokens=20)
+    a = samples(tiny_generator, p, 6, 1.0, seed=11, max_tokens=20)
+    b = samples(fresh(tiny_model_dir), p, 6, 1.0, seed=11, max_tokens=20)
     # Same samples; log-probs agree to float rounding (the session's generator may reuse a cached
     # prefix computed in another order than a fresh model's single prefill).
     assert [(s.text, s.n_tokens, s.stop_reason) for s in a] == [(s.text, s.n_tokens, s.stop_reason) for s in b]
     assert [s.logprob for s in a] == pytest.approx([s.logprob for s in b], abs=1e-5)
     # they are samples, not six copies, and another seed draws others (at T=1.5: the tiny model is too
     # sure of its first step at T=1 for six draws to differ on every CPU it is trained on)
-    hot = tiny_generator.sample_steps(p, 6, 1.5, seed=11, max_tokens=20)
+    hot = samples(tiny_generator, p, 6, 1.5, seed=11, max_tokens=20)
     assert len({s.text for s in hot}) > 1
-    c = tiny_generator.sample_steps(p, 6, 1.5, seed=12, max_tokens=20)
+    c = samples(tiny_generator, p, 6, 1.5, seed=12, max_tokens=20)
     assert [s.text for s in hot] != [s.text for s in c]
-    first, rest = (tiny_generator.sample_steps(p, 2, 1.0, seed=11, max_tokens=20),
-                   tiny_generator.sample_steps(p, 4, 1.0, seed=11, max_tokens=20, first_index=2))
+    first, rest = (samples(tiny_generator, p, 2, 1.0, seed=11, max_tokens=20),
+                   tiny_generator.sample_raw(p, 4, 1.0, seed=11, max_tokens=20, first_index=2))
     assert [s.text for s in first + rest] == [s.text for s in a]
 
 
-def test_sample_each_is_sample_steps_of_each_prompt_decoded_together(tiny_generator):
+def test_one_sample_requests_decoded_together_are_each_request_alone(tiny_generator):
     prompts = [prompt("9 + 8 - 5 ="), prompt("1 + 1 ="), prompt("(3 * 4) - (2 + 7) * 5 =")]  # different lengths
     seeds = [5, 6, 5]
-    together = tiny_generator.sample_each(prompts, 0.8, seeds, max_tokens=20)
+    asks = [StepRequest(p, temperature=0.8, seed=s, max_tokens=20) for p, s in zip(prompts, seeds)]
+    together = [steps for [steps] in tiny_generator.generate_steps(asks)]
     for p, s, got in zip(prompts, seeds, together):
-        [alone] = tiny_generator.sample_steps(p, 1, 0.8, seed=s, max_tokens=20)
+        [alone] = tiny_generator.sample_raw(p, 1, 0.8, seed=s, max_tokens=20)  # its prompt's cache, not left-padded
+        alone = alone.to_step()
         assert (got.text, got.n_tokens, got.stop_reason) == (alone.text, alone.n_tokens, alone.stop_reason)
         assert got.logprob == pytest.approx(alone.logprob, abs=1e-4)
-    with pytest.raises(ValueError, match="seeds"):
-        tiny_generator.sample_each(prompts, 0.8, seeds[:2], max_tokens=20)
+    # a call mixing greedy, one-sample and n-sample requests answers each as if it came alone
+    mixed = tiny_generator.generate_steps([StepRequest(prompts[0], max_tokens=20), asks[1],
+                                           StepRequest(prompts[2], n=2, temperature=0.8, seed=5, max_tokens=20)])
+    assert [len(steps) for steps in mixed] == [1, 1, 2]
+    assert mixed[0][0].text == greedy(tiny_generator, prompts[0], 20).text
+    assert mixed[1][0].text == together[1].text
+    assert [s.text for s in mixed[2]] == [s.text for s in samples(tiny_generator, prompts[2], 2, 0.8, 5, 20)]
 
 
 def test_top_k_one_is_greedy(tiny_generator):
@@ -153,9 +174,11 @@ def test_top_k_one_is_greedy(tiny_generator):
 
 def test_bad_arguments(tiny_generator):
     with pytest.raises(ValueError, match="temperature"):
-        tiny_generator.sample_steps(prompt("1 + 1 ="), 2, 0.0, 0, 10)
+        samples(tiny_generator, prompt("1 + 1 ="), 2, 0.0, 0, 10)
+    with pytest.raises(ValueError, match="temperature"):
+        tiny_generator.sample_raw(prompt("1 + 1 ="), 2, 0.0, 0, 10)
     with pytest.raises(ValueError, match="top_p"):
-        tiny_generator.sample_steps(prompt("1 + 1 ="), 2, 1.0, 0, 10, top_p=0.0)
+        samples(tiny_generator, prompt("1 + 1 ="), 2, 1.0, 0, 10, top_p=0.0)
     with pytest.raises(ValueError, match="dtype"):
         ModelConfig(model="x", dtype="float8")
     with pytest.raises(ValueError, match="cache_dir"):

@@ -5,14 +5,16 @@ A raw prompt (TaskSpec.prompt) is the few-shot examples, the question, then the 
 rendered with the model's own chat template (the GGUF's `tokenizer.chat_template`, through jinja2,
 as transformers would), and the trace so far is the start of the assistant's reply. The step format
 and answer extraction stay exactly those of the raw prompt, so locators, scores and reports mean
-the same thing with either format; only the generator's name (and so every cache key) changes.
+the same thing with either format; only the LM's name (and so every cache key) changes.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Sequence
 
-from backtrack.lm.generator import Step
+from backtrack.lm.generator import LoglikelihoodRequest, Step, StepRequest
+from backtrack.lm.wrappers import Wrapper
 
 FIRST_STEP = "\nThought 1:"
 
@@ -36,11 +38,12 @@ def render_chat_template(template: str, user: str, bos: str = "", eos: str = "")
                                             add_generation_prompt=True, bos_token=bos, eos_token=eos)
 
 
-class ChatFormatGenerator:
-    """Any generator, prompted through a chat template (`chat_prefix(user) -> str`)."""
+class ChatFormatGenerator(Wrapper):
+    """Any LM, prompted through a chat template (`chat_prefix(user) -> str`): every request's prompt
+    is rewritten, everything else passes through unchanged (so seeds and batching are the inner LM's)."""
 
     def __init__(self, inner, chat_prefix):
-        self.inner = inner
+        super().__init__(inner)
         self.name = f"{inner.name}+chat"
         self._prefix = lru_cache(maxsize=256)(chat_prefix)
 
@@ -48,17 +51,8 @@ class ChatFormatGenerator:
         user, reply = split_prompt(prompt)
         return self._prefix(user) + reply
 
-    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
-        return self.inner.greedy_steps([self.wrap(p) for p in prompts], max_tokens)
+    def generate_steps(self, requests: Sequence[StepRequest]) -> list[list[Step]]:
+        return self.inner.generate_steps([replace(r, prompt=self.wrap(r.prompt)) for r in requests])
 
-    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
-                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        return self.inner.sample_steps(self.wrap(prompt), n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p)
-
-    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
-                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        return self.inner.sample_each([self.wrap(p) for p in prompts], temperature, seeds, max_tokens,
-                                      top_k=top_k, top_p=top_p)
-
-    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        return self.inner.logprob(self.wrap(prompt), continuations)
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
+        return self.inner.loglikelihood([replace(r, prompt=self.wrap(r.prompt)) for r in requests])

@@ -1,20 +1,33 @@
-"""The generator interface: a few list-in/list-out calls every backend implements, nothing else.
+"""The LM interface: two list-in/list-out calls every backend implements, nothing else (in the style
+of lm-evaluation-harness's `LM`).
+
+    generate_steps([StepRequest, ...])         -> one list of `n` Steps per request, in order
+    loglikelihood([LoglikelihoodRequest, ...]) -> log P(continuation | prompt) per request, in order
 
 Prompts are plain strings (few-shot prompt + question + accepted steps, ending in "Thought N:"),
 so the same interface fits a local transformers model and an OpenAI-compatible server. A backend
-may cache internally (e.g. reuse the KV cache of the longest shared token prefix); callers never see it.
+may batch all the requests of one call together and may cache internally (e.g. reuse the KV cache
+of the longest shared token prefix); callers never see it.
 
 Conventions shared by every backend:
 - A step ends at the first newline (the newline is consumed and counted, not returned), at EOS, or at
   `max_tokens`. `Step.text` is the generated text with the newline removed and surrounding spaces
   stripped (the model writes " Let's ..." after "Thought N:").
-- `Step.logprob` is the sum of the log-probabilities of every generated token (stop token
-  included) under the distribution actually sampled from (temperature, and top-k/top-p only
-  when asked for explicitly); `Step.n_tokens` counts those tokens.
+- Temperature 0 is greedy decoding; its `Step.logprob` is at temperature 1 (greedy has no other
+  distribution). A sampled step's `Step.logprob` is under the distribution actually sampled from
+  (temperature, and top-k/top-p only when asked for explicitly); a backend that cannot give that
+  number returns NaN (unknown) rather than another one. `Step.n_tokens` counts the generated
+  tokens, stop token included, and the log-prob sums over the same tokens.
+- Seeds: sample k (0-based) of a request with seed s is drawn from the random stream (s, k), so a
+  sample depends neither on n nor on what else is in the call: sample 0 of (seed s, n=3) is the one
+  sample of (seed s, n=1). Each backend derives its stream from (s, k) in its own way (see
+  hf_backend.sample_generator, openai_backend.sample_seed, llama.cpp's PCG64((s, k))).
+- loglikelihood is at temperature 1, the sum over the continuation's tokens; "" scores 0.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import KW_ONLY, dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
 STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS = "newline", "eos", "max_tokens"
@@ -22,6 +35,9 @@ STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS = "newline", "eos", "max_tokens"
 
 @dataclass(frozen=True)
 class Step:
+    """One generated step. `logprob` is NaN when the backend cannot know it (e.g. a server that only
+    returns temperature-1 log-probs, asked to sample at another temperature); callers that rank by
+    log-prob must check (math.isnan) and refuse."""
     text: str
     logprob: float
     n_tokens: int
@@ -55,41 +71,64 @@ def check_context(n_prompt: int, max_tokens: int, context: int | None, source: s
                          f"{context} tokens ({source})")
 
 
+@dataclass(frozen=True)
+class StepRequest:
+    """`n` next steps of `prompt`: greedy at temperature 0 (the default), else samples drawn from
+    the streams (seed, 0), ..., (seed, n - 1). Everything but the prompt is passed by keyword; there
+    is no default token cap because callers use different ones (steps, answers, decompositions).
+    Frozen and hashable: the whole request is the key of a cached answer (wrappers.CachingLM)."""
+    prompt: str
+    _: KW_ONLY
+    n: int = 1
+    temperature: float = 0.0
+    seed: int = 0
+    max_tokens: int
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise ValueError(f"prompt must be a string, got {type(self.prompt).__name__}")
+        if not 0 <= self.temperature < math.inf:  # also refuses NaN
+            raise ValueError(f"temperature must be a number >= 0 (0 = greedy), got {self.temperature}")
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1 (or None for no top-k), got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] (or None for no top-p), got {self.top_p}")
+        if self.temperature == 0:
+            if self.n != 1:
+                raise ValueError(f"temperature 0 is greedy decoding, which has one answer: n must be 1, got {self.n} "
+                                 "(sample at a temperature > 0 for several)")
+            if self.top_k is not None or self.top_p is not None:
+                raise ValueError("top_k/top_p only apply when sampling: leave them unset at temperature 0 (greedy)")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """log P(continuation | prompt): the tokens the model would have to emit after the prompt to write
+    `continuation`, scored at temperature 1."""
+    prompt: str
+    continuation: str
+
+
 @runtime_checkable
-class Generator(Protocol):
+class LM(Protocol):
     #: identifies the model and everything that changes its outputs (used in cache keys)
     name: str
 
-    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
-        """The temperature-0 next step for each prompt (one Step per prompt, in order)."""
+    def generate_steps(self, requests: Sequence[StepRequest]) -> list[list[Step]]:
+        """For each request, its `n` Steps (sample k from stream (seed, k)), in request order. The
+        same request always gives the same Steps (batching may move log-probs in the last digits)."""
         ...
 
-    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
-                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        """n independent samples of the next step; the same arguments give the same samples."""
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
+        """log P(continuation | prompt) for each request (sum over its tokens, temperature 1)."""
         ...
-
-    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
-                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        """One sample of the next step per prompt, prompt i drawn with seeds[i]: the Step that
-        sample_steps(prompts[i], 1, temperature, seeds[i], ...) returns (a backend may decode the
-        prompts together; batching may move log-probs in the last digits). Self-consistency uses it
-        to advance its k traces together."""
-        ...
-
-    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        """log P(continuation | prompt) for each continuation (sum over its tokens, temperature 1)."""
-        ...
-
-
-def sample_steps_batch(generator: Generator, prompts: Sequence[str], n: int, temperature: float,
-                       seeds: Sequence[int], max_tokens: int, top_k: int | None = None,
-                       top_p: float | None = None) -> list[list[Step]]:
-    """`sample_steps(prompts[i], n, temperature, seeds[i], ...)` for every i: through the backend's own
-    `sample_steps_batch` when it has one (llama.cpp decodes all n x len(prompts) streams together),
-    else one call per prompt. Either way the same samples (each drawn from its (seed, index) stream)."""
-    own = getattr(generator, "sample_steps_batch", None)
-    if own is not None:
-        return own(prompts, n, temperature, seeds, max_tokens, top_k=top_k, top_p=top_p)
-    return [generator.sample_steps(p, n, temperature, s, max_tokens, top_k=top_k, top_p=top_p)
-            for p, s in zip(prompts, seeds)]

@@ -1,25 +1,25 @@
-"""The transformers backend of the Generator protocol: any causal LM from a local folder, a hub id,
+"""The transformers backend of the LM interface: any causal LM from a local folder, a hub id,
 a .gguf file, or the embedded default model (backtrack/embedded.py).
 
-How it decodes (all internal; callers only see backtrack.lm.generator.Generator):
+How it decodes (all internal; callers only see backtrack.lm.generator.LM):
 - A prompt string is always tokenised whole (`tokenizer(prompt)`, BOS included), exactly as an
   uncached reference would. KV-cache reuse is then a pure optimisation: a small store keeps the KV
   cache of recently decoded token sequences, and a new prompt reuses the longest shared *token*
   prefix and encodes only the rest. Because reuse is decided on token ids, a boundary that tokenises
   differently once the step and "\\nThought N+1:" are appended (e.g. a trailing space) simply shortens
   the reused prefix; it can never make cached and uncached paths see different tokens.
-- greedy_steps encodes each prompt's uncached remainder on its own, then decodes all prompts
-  together: their caches are left-padded into one batch with explicit position ids, so each row
-  sees exactly its own positions (sliding-window layers included, since padding sits only on the left).
-- sample_steps encodes the prompt once and repeats its cache n times; sample i draws from its own
-  torch.Generator seeded by (seed, sample index), so a sample does not depend on n or on batching.
-  Sampling uses the full softmax(logits / T) unless top_k / top_p are given explicitly; the returned
-  log-prob is under the distribution actually sampled (after any top-k/top-p renormalisation).
-- sample_each decodes one sample for each of several prompts together, left-padded as greedy_steps
-  does; row i draws from the stream of (seeds[i], sample 0), as sample_steps(prompts[i], 1, ...) would.
-- greedy_steps reports the log-prob of its tokens at temperature 1 (greedy has no other distribution).
-- logprob(prompt, cont) scores tokenizer(cont, add_special_tokens=False) after the prompt's tokens,
-  i.e. the tokens the model would have to emit to write `cont`.
+- generate_steps sorts one call's requests into batches:
+  - greedy requests with the same token cap (greedy_raw) and one-sample requests with the same
+    sampling settings are decoded together: each prompt's uncached remainder is encoded on its own,
+    then the caches are left-padded into one batch with explicit position ids, so each row sees
+    exactly its own positions (sliding-window layers included, since padding sits only on the left);
+  - a request for n > 1 samples (sample_raw) encodes its prompt once and repeats its cache n times.
+  Sample k of a request draws from its own torch.Generator seeded by (seed, k) (sample_generator),
+  so a sample does not depend on n or on batching. Sampling uses the full softmax(logits / T) unless
+  top_k / top_p are given explicitly; the returned log-prob is under the distribution actually
+  sampled (after any top-k/top-p renormalisation). Greedy steps report temperature-1 log-probs.
+- loglikelihood scores tokenizer(continuation, add_special_tokens=False) after the prompt's tokens,
+  i.e. the tokens the model would have to emit to write it; a prompt is prefilled once per call.
 A step stops at the first token whose text contains a newline (that token is counted, and text after
 the newline inside it is dropped), at an EOS token, or at max_tokens. A prompt whose tokens plus
 max_tokens exceed the model's context (`model_context`) is refused before any forward pass.
@@ -27,13 +27,13 @@ max_tokens exceed the model's context (`model_context`) is refused before any fo
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step, check_context
+from backtrack.lm.generator import (STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest, RawStep, Step,
+                                    StepRequest, check_context)
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -167,7 +167,7 @@ class PrefixStore:
 
 
 class HFGenerator:
-    """Generator over a transformers causal LM; see the module docstring for how it decodes."""
+    """The LM interface over a transformers causal LM; see the module docstring for how it decodes."""
 
     def __init__(self, model, tokenizer, name: str, prefix_cache_tokens: int = 16384):
         import torch
@@ -223,10 +223,38 @@ class HFGenerator:
         self.store.add(tokens, [(layer.keys, layer.values) for layer in cache.layers])
         return cache, logits
 
-    # ------------------------------------------------------------------ greedy
-    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
-        return [r.to_step() for r in self.greedy_raw(prompts, max_tokens)]
+    # ------------------------------------------------------------------ the LM interface
+    def generate_steps(self, requests: Sequence[StepRequest]) -> list[list[Step]]:
+        out: list[list[Step]] = [[] for _ in requests]
+        together: dict[tuple, list[int]] = {}  # greedy and one-sample requests, by shared settings
+        for i, r in enumerate(requests):
+            if r.n > 1:
+                out[i] = [x.to_step() for x in self.sample_raw(r.prompt, r.n, r.temperature, r.seed, r.max_tokens,
+                                                               r.top_k, r.top_p)]
+            else:
+                together.setdefault((r.temperature, r.max_tokens, r.top_k, r.top_p), []).append(i)
+        for (temperature, max_tokens, top_k, top_p), rows in together.items():
+            prompts = [requests[i].prompt for i in rows]
+            if temperature == 0:
+                raws = self.greedy_raw(prompts, max_tokens)
+            else:  # row j draws from the stream of (its seed, sample 0)
+                pick = sampling_pick([sample_generator(requests[i].seed, 0) for i in rows], temperature, top_k, top_p)
+                raws = self._decode_prompts(prompts, max_tokens, pick)
+            for i, raw in zip(rows, raws):
+                out[i] = [raw.to_step()]
+        return out
 
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
+        by_prompt: dict[str, list[int]] = {}  # each prompt is prefilled once for all its continuations
+        for i, r in enumerate(requests):
+            by_prompt.setdefault(r.prompt, []).append(i)
+        out = [0.0] * len(requests)
+        for prompt, rows in by_prompt.items():
+            for i, lp in zip(rows, self.continuation_logprobs(prompt, [requests[i].continuation for i in rows])):
+                out[i] = lp
+        return out
+
+    # ------------------------------------------------------------------ greedy
     def greedy_raw(self, prompts: Sequence[str], max_tokens: int) -> list[RawStep]:
         if max_tokens < 1:
             raise ValueError("max_tokens must be >= 1")
@@ -319,19 +347,16 @@ class HFGenerator:
         return [done[r] for r in range(batch)]
 
     # ------------------------------------------------------------------ sampling
-    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
-                     top_k: int | None = None, top_p: float | None = None, first_index: int = 0) -> list[Step]:
-        """n samples; sample i uses the random stream of (seed, first_index + i), so samples drawn in
-        several calls with first_index = 0, n1, n1 + n2, ... equal one call drawing them all."""
-        return [r.to_step() for r in self.sample_raw(prompt, n, temperature, seed, max_tokens, top_k, top_p, first_index)]
-
     def sample_raw(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
                    top_k: int | None = None, top_p: float | None = None, first_index: int = 0) -> list[RawStep]:
+        """n samples of one prompt; sample i uses the random stream of (seed, first_index + i), so
+        samples drawn in several calls with first_index = 0, n1, n1 + n2, ... equal one call drawing
+        them all."""
         import torch
 
-        if n < 1:
-            raise ValueError("n must be >= 1")
-        check_sampling(temperature, max_tokens, top_k, top_p)
+        if not temperature > 0:
+            raise ValueError(f"sampling needs a temperature > 0, got {temperature} (greedy_raw decodes at 0)")
+        StepRequest(prompt, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens, top_k=top_k, top_p=top_p)
         pick = sampling_pick([sample_generator(seed, i) for i in range(first_index, first_index + n)],
                              temperature, top_k, top_p)
         with torch.inference_mode():
@@ -344,19 +369,9 @@ class HFGenerator:
             positions = torch.full((n,), len(toks), device=self.device)
             return self._decode(cache, mask, logits[None].expand(n, -1), positions, max_tokens, pick)
 
-    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
-                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        """One sample per prompt, decoded together (left-padded, like greedy_steps); row i draws from
-        the stream of (seeds[i], sample 0), so it is sample_steps(prompts[i], 1, T, seeds[i])[0]."""
-        if len(seeds) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        check_sampling(temperature, max_tokens, top_k, top_p)
-        pick = sampling_pick([sample_generator(s, 0) for s in seeds], temperature, top_k, top_p)
-        return [r.to_step() for r in self._decode_prompts(prompts, max_tokens, pick)]
-
     def _windowed(self, cache):
         """The same cache, but sliding-window layers keep only their window: the n sample rows then
-        hold n copies of the window, not of the whole prefix. (Not for greedy_steps, whose finished
+        hold n copies of the window, not of the whole prefix. (Not for greedy_raw, whose finished
         rows go back to the prefix store and so need every position.)"""
         from backtrack.lm.kv_cache import GrowingCache
 
@@ -372,7 +387,8 @@ class HFGenerator:
         return windowed
 
     # ------------------------------------------------------------------ scoring
-    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+    def continuation_logprobs(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """log P(continuation | prompt) for each continuation, the prompt prefilled once."""
         import torch
 
         from backtrack.lm.kv_cache import GrowingCache
@@ -399,17 +415,6 @@ class HFGenerator:
                     total += lp.sum().item()
                 out.append(total)
         return out
-
-
-def check_sampling(temperature: float, max_tokens: int, top_k: int | None, top_p: float | None) -> None:
-    if max_tokens < 1:
-        raise ValueError("max_tokens must be >= 1")
-    if not temperature > 0 or math.isinf(temperature):
-        raise ValueError(f"temperature must be a positive number (use greedy_steps for temperature 0), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError("top_k must be >= 1 (or None for no top-k)")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError("top_p must be in (0, 1] (or None for no top-p)")
 
 
 def sample_generator(seed: int, index: int):

@@ -1,10 +1,10 @@
-"""The llama.cpp backend of the Generator protocol, in process, through llama-cpp-python's low-level API.
+"""The llama.cpp backend of the LM interface, in process, through llama-cpp-python's low-level API.
 
 Why it exists: on a CPU, llama.cpp runs a 4-bit GGUF several times faster than torch runs the same
 model dequantised, and a CPU run of a 1.5B model is dominated by the ~2,000-token few-shot prompt.
 So this backend (1) never computes a token prefix twice while its KV cells are still held, and
-(2) decodes every stream of a call (the traces of a batch, or the n samples of a step) in one
-llama_decode per token, which costs little more than one stream on a memory-bound CPU.
+(2) decodes every stream of a call (each greedy request, each sample of each sampled request) in
+one llama_decode per token, which costs little more than one stream on a memory-bound CPU.
 
 How:
 - One context with a *unified* KV cache: all sequences share one pool of cells, and
@@ -19,8 +19,8 @@ How:
   some sequence of that task is alive (the pool holds `n_seq_max` of them).
 - Sampling is done here, in numpy, from the logits llama.cpp returns: softmax(logits / T) in float64,
   with top-k / top-p only when asked for, so a step's log-prob is exact under the distribution it
-  was drawn from. Sample k of a call draws from numpy's PCG64 seeded with (seed, k): a sample does
-  not depend on n or on what else is in the batch. Greedy steps report temperature-1 log-probs.
+  was drawn from. Sample k of a request draws from numpy's PCG64 seeded with (seed, k): a sample
+  does not depend on n or on what else is in the batch. Greedy steps report temperature-1 log-probs.
 - Log-probs depend on llama.cpp's kernels, whose summation order changes with the batch shape (one
   token vs a chunk of the prompt, one stream vs eight). Measured on this repo's CPUs: a sample's
   log-prob and a separate forward pass over prefix + sample agree within 1e-3 (sum over 20 tokens)
@@ -41,7 +41,8 @@ from typing import Sequence
 
 import numpy as np
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, RawStep, Step, check_context
+from backtrack.lm.generator import (STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest, RawStep, Step,
+                                    StepRequest, check_context)
 
 
 _QUIET = None  # the process's llama.cpp log callback (set once, never freed)
@@ -123,6 +124,7 @@ class _Stream:
     pos: int
     logits: np.ndarray | None
     greedy: bool
+    max_tokens: int
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
@@ -379,7 +381,7 @@ class LlamaCppGenerator:
         return [(seq_of[i], last[i]) for i in range(len(prompts))]
 
     # ------------------------------------------------------------------ decoding
-    def _run(self, streams: list[_Stream], max_tokens: int, pinned: set[int]) -> list[RawStep]:
+    def _run(self, streams: list[_Stream], pinned: set[int]) -> list[RawStep]:
         for s in streams:
             s.tokens, s.logprobs, s.pieces = [], [], []
         live = list(streams)
@@ -395,7 +397,7 @@ class LlamaCppGenerator:
                     s.stop = STOP_EOS
                 elif self._newline[tok]:
                     s.stop = STOP_NEWLINE
-                elif len(s.tokens) >= max_tokens:
+                elif len(s.tokens) >= s.max_tokens:
                     s.stop = STOP_MAX_TOKENS
                 else:
                     entries.append((tok, s.pos, s.seq, True))
@@ -419,31 +421,18 @@ class LlamaCppGenerator:
             out.append(RawStep(tuple(s.tokens), tuple(s.logprobs), text.strip(), s.stop))
         return out
 
-    def raw_greedy(self, prompts: Sequence[str], max_tokens: int) -> list[RawStep]:
-        toks = [self.tokenize(p) for p in prompts]
-        for t in toks:
-            self._check_length(len(t), max_tokens)
-        pinned: set[int] = set()
-        loaded = self._load_prompts(toks, pinned)
-        streams = [_Stream(seq, len(t), logits, True) for (seq, logits), t in zip(loaded, toks)]
-        out = self._run(streams, max_tokens, pinned)
-        self._trim(pinned)
-        return out
-
-    def raw_samples(self, prompts: Sequence[str], counts: Sequence[int], temperature: float,
-                    seeds: Sequence[int], first_index: Sequence[int], max_tokens: int,
-                    top_k: int | None = None, top_p: float | None = None) -> list[list[RawStep]]:
-        """counts[i] samples of prompts[i]; sample k of prompt i draws from PCG64(seeds[i], first_index[i] + k)."""
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0 for sampling (use greedy_steps for T=0)")
-        toks = [self.tokenize(p) for p in prompts]
-        for t in toks:
-            self._check_length(len(t), max_tokens)
+    def raw_steps(self, requests: Sequence[StepRequest], first_index: Sequence[int] | None = None
+                  ) -> list[list[RawStep]]:
+        """The n RawSteps of each request, every stream of the call decoded together; sample k of
+        request i draws from PCG64(seed, first_index[i] + k) (first_index: all 0 unless given)."""
+        toks = [self.tokenize(r.prompt) for r in requests]
+        for t, r in zip(toks, requests):
+            self._check_length(len(t), r.max_tokens)
         pinned: set[int] = set()
         loaded = self._load_prompts(toks, pinned)
         streams, owner = [], []
-        for i, ((seq, logits), t) in enumerate(zip(loaded, toks)):
-            for k in range(counts[i]):
+        for i, (r, (seq, logits), t) in enumerate(zip(requests, loaded, toks)):
+            for k in range(r.n):
                 if k == 0:
                     s = seq
                 else:  # sample k shares the prompt's cells
@@ -451,39 +440,47 @@ class LlamaCppGenerator:
                     pinned.add(s)
                     self.ll.llama_memory_seq_cp(self.mem, seq, s, 0, len(t))
                     self.seqs[s] = list(t)
-                self._touch(s)
-                rng = np.random.Generator(np.random.PCG64([int(seeds[i]) & 0xFFFFFFFFFFFFFFFF, first_index[i] + k]))
-                streams.append(_Stream(s, len(t), logits, False, temperature, top_k, top_p, rng))
+                if r.greedy:
+                    streams.append(_Stream(s, len(t), logits, True, r.max_tokens))
+                else:
+                    self._touch(s)
+                    first = first_index[i] if first_index is not None else 0
+                    rng = np.random.Generator(np.random.PCG64([int(r.seed) & 0xFFFFFFFFFFFFFFFF, first + k]))
+                    streams.append(_Stream(s, len(t), logits, False, r.max_tokens, r.temperature, r.top_k, r.top_p, rng))
                 owner.append(i)
-        steps = self._run(streams, max_tokens, pinned)
+        steps = self._run(streams, pinned)
         self._trim(pinned)
-        out: list[list[RawStep]] = [[] for _ in prompts]
+        out: list[list[RawStep]] = [[] for _ in requests]
         for i, st in zip(owner, steps):
             out[i].append(st)
         return out
 
-    # ------------------------------------------------------------------ the Generator protocol
-    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
-        return [r.to_step() for r in self.raw_greedy(prompts, max_tokens)]
+    def raw_samples(self, prompts: Sequence[str], counts: Sequence[int], temperature: float,
+                    seeds: Sequence[int], first_index: Sequence[int], max_tokens: int,
+                    top_k: int | None = None, top_p: float | None = None) -> list[list[RawStep]]:
+        """counts[i] samples of prompts[i]; sample k of prompt i draws from PCG64(seeds[i], first_index[i] + k)."""
+        if not temperature > 0:
+            raise ValueError(f"sampling needs a temperature > 0, got {temperature}")
+        return self.raw_steps([StepRequest(p, n=c, temperature=temperature, seed=s, max_tokens=max_tokens,
+                                           top_k=top_k, top_p=top_p) for p, c, s in zip(prompts, counts, seeds)],
+                              first_index)
 
-    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
-                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        [raw] = self.raw_samples([prompt], [n], temperature, [seed], [0], max_tokens, top_k, top_p)
-        return [r.to_step() for r in raw]
+    # ------------------------------------------------------------------ the LM interface
+    def generate_steps(self, requests: Sequence[StepRequest]) -> list[list[Step]]:
+        return [[r.to_step() for r in raws] for raws in self.raw_steps(requests)]
 
-    def sample_steps_batch(self, prompts: Sequence[str], n: int, temperature: float, seeds: Sequence[int],
-                           max_tokens: int, top_k: int | None = None, top_p: float | None = None) -> list[list[Step]]:
-        """sample_steps for several prompts at once (prompt i with seeds[i]), all n x len(prompts)
-        streams decoded together: what backtracking a batch of traces needs."""
-        raw = self.raw_samples(prompts, [n] * len(prompts), temperature, seeds, [0] * len(prompts), max_tokens,
-                               top_k, top_p)
-        return [[r.to_step() for r in rs] for rs in raw]
-
-    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
-                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        raw = self.raw_samples(prompts, [1] * len(prompts), temperature, seeds, [0] * len(prompts), max_tokens,
-                               top_k, top_p)
-        return [r[0].to_step() for r in raw]
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
+        prompts: dict[str, list[int]] = {}  # each prompt tokenised once per call
+        out = []
+        for r in requests:
+            if not r.continuation:
+                out.append(0.0)
+                continue
+            if r.prompt not in prompts:
+                prompts[r.prompt] = self.tokenize(r.prompt)
+            cont = self.tokenize(r.continuation, add_special=False)
+            out.append(float(sum(self.token_logprobs(prompts[r.prompt], cont))))
+        return out
 
     def token_logprobs(self, prompt_tokens: Sequence[int], continuation: Sequence[int],
                        temperature: float = 1.0) -> list[float]:
@@ -504,11 +501,6 @@ class LlamaCppGenerator:
             self.seqs[seq].extend(continuation[j] for j in chunk)
         self._trim(pinned)
         return out
-
-    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        p = self.tokenize(prompt)
-        return [float(sum(self.token_logprobs(p, self.tokenize(c, add_special=False)))) if c else 0.0
-                for c in continuations]
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

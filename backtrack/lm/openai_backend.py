@@ -1,7 +1,7 @@
-"""The generator interface over an OpenAI-compatible completions server (vLLM, llama.cpp, hosted).
+"""The LM interface over an OpenAI-compatible completions server (vLLM, llama.cpp, hosted).
 
-One HTTP request per prompt (and per sample), run through a bounded thread pool, so a server that
-batches (vLLM) or several server slots see `concurrency` requests at once. Only the stdlib is used
+One HTTP request per greedy step and per sample, every one of a call run through a bounded thread
+pool, so a server that batches (vLLM) or several server slots see `concurrency` requests at once. Only the stdlib is used
 (urllib + concurrent.futures): no new dependency for a handful of JSON POSTs.
 
 What the completions API gives, and how it maps onto the conventions of backtrack/generator.py:
@@ -18,10 +18,11 @@ What the completions API gives, and how it maps onto the conventions of backtrac
 - Servers return log-probs of the model's own distribution (temperature 1), not of the
   temperature-scaled one actually sampled from (vLLM: unless started with
   `--logprobs-mode processed_logprobs`, then pass `logprobs_mode="processed"`). At temperature 1
-  (the paper's backtracking) the two are the same; at any other temperature `sample_steps`
-  refuses rather than return a number that means something else (see `require_logprobs`).
-- `logprob(prompt, continuations)` uses `echo=True` + `logprobs`: the server scores the prompt's
-  own tokens. A server that cannot (llama.cpp started without `--logits_all true`, most hosted
+  (the paper's backtracking) the two are the same; a sample drawn at another temperature, or with
+  top-k/top-p, in raw mode gets `Step.logprob = nan` (unknown) rather than a number that means
+  something else. Generating such steps is fine (self-consistency never reads log-probs); a caller
+  that ranks by log-prob refuses NaN (backtracking's log-prob selection).
+- `loglikelihood` uses `echo=True` + `logprobs`: the server scores the prompt's own tokens. A server that cannot (llama.cpp started without `--logits_all true`, most hosted
   chat-era endpoints) gets a `LogprobsUnavailable` error naming the fix, never a made-up number.
 - Samples: one request per sample with its own seed derived from (seed, sample index), so each
   sample is reproducible on its own (and cacheable by sample index), on servers that honour
@@ -49,11 +50,11 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.client import HTTPException
 from typing import Any, Callable, Sequence
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step
+from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest, Step, StepRequest
 
 LOGPROBS_MODES = ("raw", "processed", "none")
 
@@ -93,7 +94,7 @@ class OpenAIConfig:
     timeout_retries: int = 0     # retries of a try that got no answer within timeout_s
     backoff_s: float = 1.0       # first wait; doubles each retry (capped at 30 s), plus up to 25% jitter
     logprobs_mode: str = "raw"   # raw: server returns temperature-1 log-probs; processed; none
-    require_logprobs: bool = True  # False: steps from a log-prob-less server carry logprob=nan
+    require_logprobs: bool = True  # False: steps from a server that lists no log-probs carry logprob=nan
     check_model: bool = True     # GET /models once and fail unless it lists `model`
 
     def __post_init__(self) -> None:
@@ -127,7 +128,7 @@ def sample_seed(seed: int, index: int) -> int:
 
 
 class OpenAIGenerator:
-    """Generator (backtrack/generator.py) over POST {base_url}/completions."""
+    """The LM interface (backtrack/lm/generator.py) over POST {base_url}/completions."""
 
     def __init__(self, config: OpenAIConfig, sleep: Callable[[float], None] = time.sleep):
         self.config = config
@@ -163,45 +164,31 @@ class OpenAIGenerator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ the Generator protocol
-    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
-        return self._map(lambda p: self._step(p, max_tokens, 0.0, None, None, None), prompts)
+    # ------------------------------------------------------------------ the LM interface
+    def generate_steps(self, requests: Sequence[StepRequest]) -> list[list[Step]]:
+        jobs = [(r, k) for r in requests for k in range(r.n)]  # every sample of the call in one pool
+        steps = iter(self._pool.map(lambda job: self._request_step(*job), jobs))
+        return [[next(steps) for _ in range(r.n)] for r in requests]
 
-    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
-                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        if n < 1:
-            raise ValueError("n must be >= 1")
-        self._check_sampling(temperature, top_k, top_p)
-        seeds = [sample_seed(seed, i) for i in range(n)]
-        return self._map(lambda s: self._step(prompt, max_tokens, temperature, s, top_k, top_p), seeds)
-
-    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
-                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        if len(seeds) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        self._check_sampling(temperature, top_k, top_p)
-        return self._map(lambda ps: self._step(ps[0], max_tokens, temperature, sample_seed(ps[1], 0), top_k, top_p),
-                         list(zip(prompts, seeds)))
-
-    def _check_sampling(self, temperature: float, top_k: int | None, top_p: float | None) -> None:
-        if temperature <= 0:
-            raise ValueError("sampling needs temperature > 0 (use greedy_steps for temperature 0)")
-        if (self.config.require_logprobs and self.config.logprobs_mode == "raw"
-                and not math.isclose(temperature, 1.0) and top_k is None and top_p is None):
-            raise LogprobsUnavailable(
-                f"{self.config.base_url} returns temperature-1 log-probs, but samples were asked at "
-                f"temperature {temperature}: their log-probs would not be those of the sampled distribution. "
-                "Sample at temperature 1, or start vLLM with --logprobs-mode processed_logprobs and pass "
-                "--logprobs-mode processed, or pass --no-logprobs when log-probs are not used")
-        if self.config.require_logprobs and self.config.logprobs_mode == "raw" and (top_k or top_p):
-            raise LogprobsUnavailable("top-k/top-p sampling changes the sampled distribution but the server "
-                                      "returns raw log-probs; use --logprobs-mode processed on vLLM or --no-logprobs")
-
-    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
         if self.config.logprobs_mode == "none":
             raise LogprobsUnavailable(f"{self.config.base_url}: log-probs are off (--logprobs-mode none); "
                                       "log-prob scoring needs a server that returns them")
-        return self._map(lambda c: self._echo_logprob(prompt, c), continuations)
+        return list(self._pool.map(lambda r: self._echo_logprob(r.prompt, r.continuation), requests))
+
+    def _request_step(self, r: StepRequest, k: int) -> Step:
+        """Sample k of a request (its seed from (seed, k)), or its greedy step (no seed sent)."""
+        if r.greedy:
+            return self._step(r.prompt, r.max_tokens, 0.0, None, None, None)
+        step = self._step(r.prompt, r.max_tokens, r.temperature, sample_seed(r.seed, k), r.top_k, r.top_p)
+        return step if self.samples_logprobs(r) else replace(step, logprob=math.nan)
+
+    def samples_logprobs(self, r: StepRequest) -> bool:
+        """Whether the server's log-probs are those of the distribution `r` samples from: raw
+        (temperature-1) log-probs are, at temperature 1 without top-k/top-p."""
+        if self.config.logprobs_mode != "raw":
+            return True  # processed: as sampled; none: nan anyway
+        return math.isclose(r.temperature, 1.0) and r.top_k is None and (r.top_p is None or r.top_p == 1)
 
     # ------------------------------------------------------------------ one step
     def _step(self, prompt: str, max_tokens: int, temperature: float, seed: int | None,
@@ -229,8 +216,8 @@ class OpenAIGenerator:
             if self.config.require_logprobs:
                 raise LogprobsUnavailable(
                     f"{self.config.base_url} returned no log-probs for model {self.config.model!r} "
-                    "(llama.cpp: start the server with --logits_all true); pass --no-logprobs to generate "
-                    "without them (backtracking's log-prob selection then refuses to run)")
+                    "(llama.cpp: start the server with --logits_all true); pass --logprobs-mode none to "
+                    "generate without them (backtracking's log-prob selection then refuses to run)")
             lp = None
         if lp is None:  # no log-probs: text, token count (usage) and stop reason only
             return self._step_without_logprobs(body, choice, response_usage)

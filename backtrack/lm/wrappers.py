@@ -1,101 +1,94 @@
-"""Wrappers that serve every backend: counting tokens and calls, and answering a repeated call from memory."""
+"""Wrappers that serve every LM backend: counting what a caller costs, and answering a request seen
+before from memory. Each is an LM itself, named as the LM it wraps (cache keys see the model, not
+the wrapper), and passes any other attribute through (a backend's chat_prefix, tokenizer, ...)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from backtrack.lm.generator import Generator, Step, sample_steps_batch
+from backtrack.lm.generator import LM, LoglikelihoodRequest, Step, StepRequest
 
 
-class CountingGenerator:
-    """The Generator protocol, forwarding to another generator and counting tokens and calls."""
+def scored_prompts(requests: Sequence[LoglikelihoodRequest]) -> int:
+    """The model calls of a loglikelihood call: one per distinct prompt (its continuations are scored
+    after one pass over it), as when one call scored one prompt's list of continuations."""
+    return len({r.prompt for r in requests})
 
-    def __init__(self, inner: Generator):
+
+class Wrapper:
+    """Forwards the LM calls and every other attribute to `inner`."""
+
+    def __init__(self, inner: LM):
         self.inner = inner
         self.name = inner.name
+
+    def __getattr__(self, item: str) -> Any:
+        if item == "inner":  # not set yet (e.g. while unpickling): no endless recursion
+            raise AttributeError(item)
+        return getattr(self.inner, item)
+
+    def generate_steps(self, requests: Sequence[StepRequest]) -> list[list[Step]]:
+        return self.inner.generate_steps(requests)
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
+        return self.inner.loglikelihood(requests)
+
+
+class CountingLM(Wrapper):
+    """Counts tokens generated (sum of Step.n_tokens) and model calls: one per Step returned (a
+    request for n samples is n calls) plus one per prompt a loglikelihood call scores."""
+
+    def __init__(self, inner: LM):
+        super().__init__(inner)
         self.tokens = 0
         self.calls = 0
 
-    def _count(self, steps: list[Step]) -> list[Step]:
+    def _count(self, steps: list[Step]) -> None:
         self.tokens += sum(s.n_tokens for s in steps)
         self.calls += len(steps)
-        return steps
 
-    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
-        return self._count(self.inner.greedy_steps(prompts, max_tokens))
-
-    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
-                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        return self._count(self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p))
-
-    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
-                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        return self._count(self.inner.sample_each(prompts, temperature, seeds, max_tokens, top_k=top_k, top_p=top_p))
-
-    def sample_steps_batch(self, prompts: Sequence[str], n: int, temperature: float, seeds: Sequence[int],
-                           max_tokens: int, top_k: int | None = None, top_p: float | None = None) -> list[list[Step]]:
-        out = sample_steps_batch(self.inner, prompts, n, temperature, seeds, max_tokens, top_k, top_p)
+    def generate_steps(self, requests: Sequence[StepRequest]) -> list[list[Step]]:
+        out = self.inner.generate_steps(requests)
         self._count([s for steps in out for s in steps])
         return out
 
-    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        self.calls += 1
-        return self.inner.logprob(prompt, continuations)
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
+        self.calls += scored_prompts(requests)
+        return self.inner.loglikelihood(requests)
 
     def snapshot(self) -> tuple[int, int]:
         return self.tokens, self.calls
 
 
-class MemoGenerator:
-    """The Generator protocol, answering a call it has answered before from memory.
+class CachingLM(Wrapper):
+    """Answers a request it has answered before from memory; only the others reach the wrapped LM.
 
     In bbm compare, self-consistency and sc-weighted draw the same k samples (same prompts, seeds
     and sample indexes) and backtrack starts from cot's greedy trace: with this each is generated
-    once. A key holds every argument of the call (prompt, token cap, temperature, seed, top-k, top-p),
-    so two different draws never share an entry. `hits` counts the calls answered from memory."""
+    once. The key is the whole frozen request (prompt, n, temperature, seed, token cap, top-k,
+    top-p), so two different draws never share an entry. `hits` counts what came from memory: one
+    per step request, and one per prompt whose loglikelihood requests all did."""
 
-    def __init__(self, inner: Generator):
-        self.inner = inner
-        self.name = inner.name
-        self.memo: dict[tuple, Any] = {}
+    def __init__(self, inner: LM):
+        super().__init__(inner)
+        self.memo: dict[StepRequest | LoglikelihoodRequest, Any] = {}
         self.hits = 0
 
     def clear(self) -> None:
         self.memo.clear()
 
-    def greedy_steps(self, prompts: Sequence[str], max_tokens: int) -> list[Step]:
-        keys = [("greedy", p, max_tokens) for p in prompts]
-        todo = list(dict.fromkeys(p for p, k in zip(prompts, keys) if k not in self.memo))
-        self.hits += len(prompts) - len(todo)
-        for p, step in zip(todo, self.inner.greedy_steps(todo, max_tokens) if todo else []):
-            self.memo[("greedy", p, max_tokens)] = step
-        return [self.memo[k] for k in keys]
+    def _fill(self, requests: Sequence, call) -> list:
+        """The requests not in memory yet (each once), answered by one call of the wrapped LM."""
+        todo = list(dict.fromkeys(r for r in requests if r not in self.memo))
+        for r, answer in zip(todo, call(todo) if todo else []):
+            self.memo[r] = answer
+        return todo
 
-    def sample_steps(self, prompt: str, n: int, temperature: float, seed: int, max_tokens: int,
-                     top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        key = ("sample", prompt, n, temperature, seed, max_tokens, top_k, top_p)
-        if key in self.memo:
-            self.hits += 1
-        else:
-            self.memo[key] = self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p)
-        return list(self.memo[key])
+    def generate_steps(self, requests: Sequence[StepRequest]) -> list[list[Step]]:
+        todo = self._fill(requests, lambda rs: [tuple(steps) for steps in self.inner.generate_steps(rs)])
+        self.hits += len(requests) - len(todo)
+        return [list(self.memo[r]) for r in requests]
 
-    def sample_each(self, prompts: Sequence[str], temperature: float, seeds: Sequence[int], max_tokens: int,
-                    top_k: int | None = None, top_p: float | None = None) -> list[Step]:
-        # the key of sample_steps(prompt, 1, ...): the same draw, whichever call made it
-        keys = [("sample", p, 1, temperature, s, max_tokens, top_k, top_p) for p, s in zip(prompts, seeds)]
-        todo = [i for i, k in enumerate(keys) if k not in self.memo]
-        self.hits += len(keys) - len(todo)
-        if todo:
-            steps = self.inner.sample_each([prompts[i] for i in todo], temperature, [seeds[i] for i in todo],
-                                           max_tokens, top_k=top_k, top_p=top_p)
-            for i, step in zip(todo, steps):
-                self.memo[keys[i]] = [step]
-        return [self.memo[k][0] for k in keys]
-
-    def logprob(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        key = ("logprob", prompt, tuple(continuations))
-        if key in self.memo:
-            self.hits += 1
-        else:
-            self.memo[key] = self.inner.logprob(prompt, continuations)
-        return list(self.memo[key])
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
+        todo = self._fill(requests, self.inner.loglikelihood)
+        self.hits += scored_prompts(requests) - scored_prompts(todo)
+        return [self.memo[r] for r in requests]

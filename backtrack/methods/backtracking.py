@@ -19,10 +19,17 @@ Two guards go beyond the paper (both need a *verifier*, a locator that reads tex
 
 Backtracking one trace at one location is deterministic (the sampling seed is derived from the run
 seed, the trace id, the location and the round), which is what makes the cache in `cache.py` sound.
+
+Log-prob selection needs the log-prob of each sample under the distribution it was drawn from. A
+backend that cannot give it (an OpenAI-compatible server returning temperature-1 log-probs, asked to
+sample at another temperature) reports NaN, and `selection="logprob"|"mean_logprob"` refuses it
+rather than rank samples by numbers that mean something else. (The verifier selection only breaks
+ties with log-probs; unknown ones leave ties in sample order.)
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
@@ -32,7 +39,7 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, decision_threshold, first_mistake
 
 from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
-from backtrack.lm.generator import Generator, Step, sample_steps_batch
+from backtrack.lm.generator import LM, Step, StepRequest
 
 SELECTIONS = ("logprob", "mean_logprob", "verifier")
 # Samples decoded together at most (2 traces x 8 samples). More streams use the CPU's matrix units
@@ -118,8 +125,25 @@ def rank_survivors(samples: Sequence[Step], considered: Sequence[dict], selectio
     if selection == "verifier":
         if verifier_scores is None:
             raise ValueError("selection 'verifier' needs the verifier's scores")
-        return sorted(survivors, key=lambda i: (verifier_scores[i], -samples[i].logprob))
+        return sorted(survivors, key=lambda i: (verifier_scores[i], _tie_break(samples[i])))
     return sorted(survivors, key=lambda i: -selection_score(samples[i], selection))
+
+
+def _tie_break(step: Step) -> float:
+    """Higher log-prob first among equal verifier scores; an unknown (NaN) one ties, so sample order decides."""
+    return 0.0 if math.isnan(step.logprob) else -step.logprob
+
+
+def require_known_logprobs(samples: Sequence[Step], config: "BacktrackConfig", lm_name: str) -> None:
+    """Refuse to rank by log-prob when the backend could not say what the samples' log-probs are."""
+    if config.selection in ("logprob", "mean_logprob") and any(math.isnan(s.logprob) for s in samples):
+        filters = " with top-k/top-p" if config.top_k is not None or config.top_p is not None else ""
+        raise ValueError(
+            f"backtracking's selection {config.selection!r} ranks samples by log-probability, but {lm_name} "
+            f"cannot report the log-probs of samples drawn at temperature {config.temperature}{filters} (NaN): "
+            "its log-probs are of the temperature-1 distribution. Sample at temperature 1 without top-k/top-p "
+            "(the paper's setting), use a --logprobs-mode that reports the sampled distribution's log-probs "
+            "(vLLM: --logprobs-mode processed), or --selection verifier")
 
 
 def choose_replacement(samples: Sequence[Step], mistaken_step: str, selection: str) -> tuple[int | None, list[dict]]:
@@ -179,7 +203,7 @@ def _verdict(trace: Trace, steps: Sequence[str], location: int, accept: str,
     return True, "accepted"
 
 
-def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], generator: Generator,
+def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], generator: LM,
                     config: BacktrackConfig, round_index: int = 0,
                     verifier: Verifier | None = None) -> list[Outcome]:
     """One round of backtracking for a batch of traces at given locations. Candidates are finished
@@ -206,13 +230,15 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
     for start_at in range(0, len(located), per_call):
         group = located[start_at:start_at + per_call]
         start = time.perf_counter()
-        drawn = sample_steps_batch(
-            generator, [get_task(traces[i].task).prompt(traces[i].input, traces[i].steps[:locations[i]]) for i in group],
-            config.n_samples, config.temperature,
-            [sample_seed(config.seed, traces[i].id, locations[i], round_index) for i in group],
-            config.max_step_tokens, top_k=config.top_k, top_p=config.top_p)
+        drawn = generator.generate_steps([
+            StepRequest(get_task(traces[i].task).prompt(traces[i].input, traces[i].steps[:locations[i]]),
+                        n=config.n_samples, temperature=config.temperature,
+                        seed=sample_seed(config.seed, traces[i].id, locations[i], round_index),
+                        max_tokens=config.max_step_tokens, top_k=config.top_k, top_p=config.top_p)
+            for i in group])
         share = (time.perf_counter() - start) / len(group)
         for i, samples in zip(group, drawn):
+            require_known_logprobs(samples, config, generator.name)
             trace, loc = traces[i], locations[i]
             start = time.perf_counter()
             considered = consider(samples, trace.steps[loc])

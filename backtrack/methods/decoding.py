@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 
 from bigbench_mistake.tasks import get_task
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, Generator, Step
+from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest
 
 STOP_ANSWER, STOP_STEP_CAP, STOP_TOKEN_CAP, STOP_TRACE_EOS = "answer", "step_cap", "token_cap", "eos"
 
@@ -85,7 +85,7 @@ def _finished(request: TraceRequest, steps: Sequence[str], last: Step | None, co
     return None
 
 
-def iter_decode_traces(generator: Generator, requests: Sequence[TraceRequest],
+def iter_decode_traces(generator: LM, requests: Sequence[TraceRequest],
                        config: DecodeConfig) -> Iterator[tuple[int, DecodedTrace]]:
     """Yield (request index, finished trace) as traces finish (not in request order)."""
     pending = iter(range(len(requests)))
@@ -106,8 +106,9 @@ def iter_decode_traces(generator: Generator, requests: Sequence[TraceRequest],
     yield from admit()
     while live:
         order = list(live)
-        prompts = [get_task(requests[i].task).prompt(requests[i].input, live[i][0], config.few_shot) for i in order]
-        for i, step in zip(order, generator.greedy_steps(prompts, config.max_tokens)):
+        asks = [StepRequest(get_task(requests[i].task).prompt(requests[i].input, live[i][0], config.few_shot),
+                            max_tokens=config.max_tokens) for i in order]
+        for i, [step] in zip(order, generator.generate_steps(asks)):
             steps, new, start = live[i]
             steps.append(step.text)
             new.append(step)
@@ -118,7 +119,7 @@ def iter_decode_traces(generator: Generator, requests: Sequence[TraceRequest],
         yield from admit()
 
 
-def decode_traces(generator: Generator, requests: Sequence[TraceRequest], config: DecodeConfig) -> list[DecodedTrace]:
+def decode_traces(generator: LM, requests: Sequence[TraceRequest], config: DecodeConfig) -> list[DecodedTrace]:
     """Greedy step-wise decoding of every request; one DecodedTrace per request, in order."""
     out: list[DecodedTrace | None] = [None] * len(requests)
     for i, trace in iter_decode_traces(generator, requests, config):

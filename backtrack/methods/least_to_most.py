@@ -20,7 +20,7 @@ from importlib import resources
 
 from bigbench_mistake.tasks import STEP_PREFIX, TaskSpec, format_step
 
-from backtrack.lm.generator import Generator, Step
+from backtrack.lm.generator import LM, Step, StepRequest
 
 DECOMPOSE_PREFIX = "Sub-questions:"
 SUBQUESTION_PREFIX = "Sub-question"
@@ -71,23 +71,25 @@ class LeastToMost:
     generated: list[Step]  # every Step the generator returned, in call order
 
 
-def solve_subquestions(generator: Generator, spec: TaskSpec, input_text: str, subquestions: list[str], *,
+def solve_subquestions(generator: LM, spec: TaskSpec, input_text: str, subquestions: list[str], *,
                        max_step_tokens: int) -> list[Step]:
     """One greedy call per sub-question, in order, each with the earlier answers in context, then
     one call for the final Thought."""
     answers: list[str] = []
     generated: list[Step] = []
     for _ in range(len(subquestions) + 1):
-        step = generator.greedy_steps([solve_prompt(spec, input_text, subquestions, answers)], max_step_tokens)[0]
+        [[step]] = generator.generate_steps([StepRequest(solve_prompt(spec, input_text, subquestions, answers),
+                                                         max_tokens=max_step_tokens)])
         generated.append(step)
         answers.append(step.text)
     return generated
 
 
-def least_to_most(generator: Generator, spec: TaskSpec, input_text: str, *, max_subquestions: int,
+def least_to_most(generator: LM, spec: TaskSpec, input_text: str, *, max_subquestions: int,
                   decompose_tokens: int, max_step_tokens: int) -> LeastToMost:
     """Decomposition call, one solve call per sub-question, one final-answer call."""
-    decomposition = generator.greedy_steps([decompose_prompt(spec, input_text)], decompose_tokens)[0]
+    [[decomposition]] = generator.generate_steps([StepRequest(decompose_prompt(spec, input_text),
+                                                              max_tokens=decompose_tokens)])
     all_parts = parse_subquestions(decomposition.text, 10**9)
     subquestions = all_parts[:max_subquestions]
     solved = solve_subquestions(generator, spec, input_text, subquestions, max_step_tokens=max_step_tokens)

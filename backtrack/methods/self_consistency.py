@@ -3,7 +3,8 @@ vote.
 
 Sampling: a trace is built step by step, one sample at temperature T per step, with the seed of
 each step derived from (run seed, question id, sample index, step index), so every trace is
-reproducible on its own and a resumed run draws the same samples.
+reproducible on its own and a resumed run draws the same samples. Log-probs are never read, so a
+backend that cannot report them at T (Step.logprob NaN) serves as well as any.
 
 Voting is a pipeline of named steps over a list of ballots (one per trace), like lm-eval's filters
 (regex -> majority_vote -> take_first), never a chain of branches:
@@ -29,7 +30,7 @@ from typing import Sequence
 from bigbench_mistake.answers import Invalid, take_answer
 from bigbench_mistake.tasks import TaskSpec
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, Generator, Step
+from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest
 
 
 # ------------------------------------------------------------------ sampled traces
@@ -45,7 +46,7 @@ def trace_finished(step: Step) -> bool:
     return step.stop_reason in (STOP_EOS, STOP_MAX_TOKENS) or not isinstance(take_answer(step.text), Invalid)
 
 
-def sample_trace(generator: Generator, spec: TaskSpec, input_text: str, question_id: str, sample: int, *,
+def sample_trace(generator: LM, spec: TaskSpec, input_text: str, question_id: str, sample: int, *,
                  temperature: float, seed: int, max_steps: int, max_step_tokens: int,
                  top_k: int | None = None, top_p: float | None = None) -> tuple[list[str], list[Step]]:
     """One trace sampled at `temperature`, one step per call: the sequential definition that
@@ -53,9 +54,10 @@ def sample_trace(generator: Generator, spec: TaskSpec, input_text: str, question
     texts: list[str] = []
     steps: list[Step] = []
     while len(texts) < max_steps:
-        s = step_seed(seed, question_id, sample, len(texts))
-        step = generator.sample_steps(spec.prompt(input_text, texts), 1, temperature, s, max_step_tokens,
-                                      top_k=top_k, top_p=top_p)[0]
+        ask = StepRequest(spec.prompt(input_text, texts), temperature=temperature,
+                          seed=step_seed(seed, question_id, sample, len(texts)), max_tokens=max_step_tokens,
+                          top_k=top_k, top_p=top_p)
+        [[step]] = generator.generate_steps([ask])
         steps.append(step)
         texts.append(step.text)
         if trace_finished(step):
@@ -63,19 +65,19 @@ def sample_trace(generator: Generator, spec: TaskSpec, input_text: str, question
     return texts, steps
 
 
-def sample_traces(generator: Generator, spec: TaskSpec, input_text: str, question_id: str, k: int, *,
+def sample_traces(generator: LM, spec: TaskSpec, input_text: str, question_id: str, k: int, *,
                   temperature: float, seed: int, max_steps: int, max_step_tokens: int,
                   top_k: int | None = None, top_p: float | None = None) -> list[tuple[list[str], list[Step]]]:
     """The k traces sample_trace draws for samples 0..k-1, advanced together: each round asks for the
-    next step of every unfinished trace in one sample_each call (same prompts, same seeds)."""
+    next step of every unfinished trace in one generate_steps call (same prompts, same seeds)."""
     texts: list[list[str]] = [[] for _ in range(k)]
     steps: list[list[Step]] = [[] for _ in range(k)]
     live = list(range(k)) if max_steps > 0 else []
     while live:
-        prompts = [spec.prompt(input_text, texts[i]) for i in live]
-        seeds = [step_seed(seed, question_id, i, len(texts[i])) for i in live]
-        for i, step in zip(live, generator.sample_each(prompts, temperature, seeds, max_step_tokens,
-                                                       top_k=top_k, top_p=top_p)):
+        asks = [StepRequest(spec.prompt(input_text, texts[i]), temperature=temperature,
+                            seed=step_seed(seed, question_id, i, len(texts[i])), max_tokens=max_step_tokens,
+                            top_k=top_k, top_p=top_p) for i in live]
+        for i, [step] in zip(live, generator.generate_steps(asks)):
             steps[i].append(step)
             texts[i].append(step.text)
         live = [i for i in live if not trace_finished(steps[i][-1]) and len(texts[i]) < max_steps]

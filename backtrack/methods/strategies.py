@@ -2,10 +2,10 @@
 
     strategy(items, config, generator, locator) -> list[StrategyResult]   (one result per item, in order)
 
-Items are questions (task, id, input, target). Every strategy sees the generator through a
-`CountingGenerator`, so tokens generated (sum of Step.n_tokens) and model calls (one per prompt a
-call serves: a batched greedy_steps of 3 prompts is 3 calls, sample_steps of n is n calls, a
-logprob of any number of continuations is 1 call) are counted the same way for every strategy.
+Items are questions (task, id, input, target). Every strategy sees the LM through a `CountingLM`,
+so tokens generated (sum of Step.n_tokens) and model calls (one per Step returned: 3 greedy requests
+are 3 calls, a request for n samples is n calls; a loglikelihood call is 1 call per prompt it scores,
+whatever the number of continuations) are counted the same way for every strategy.
 A locator that asks the same model (the prompt-based finders) is built on the same counting
 generator by the caller, so its calls are charged to the strategy that used it.
 """
@@ -22,8 +22,8 @@ from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
 from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
-from backtrack.lm.generator import Generator
-from backtrack.lm.wrappers import CountingGenerator
+from backtrack.lm.generator import LM
+from backtrack.lm.wrappers import CountingLM
 from backtrack.methods.least_to_most import least_to_most as run_least_to_most
 from backtrack.methods.self_consistency import extract_ballots, majority_vote, sample_traces, weighted_vote, winning_sample
 
@@ -105,12 +105,12 @@ class StrategyResult:
                 "seconds": round(self.seconds, 3), **self.extra}
 
 
-def counting(generator: Generator) -> CountingGenerator:
-    return generator if isinstance(generator, CountingGenerator) else CountingGenerator(generator)
+def counting(generator: LM) -> CountingLM:
+    return generator if isinstance(generator, CountingLM) else CountingLM(generator)
 
 
-def _run_each(name: str, items: Sequence[Item], generator: Generator,
-              solve: Callable[[Item, CountingGenerator], tuple[list[str], dict[str, Any]] | tuple[list[str], dict[str, Any], Any]],
+def _run_each(name: str, items: Sequence[Item], generator: LM,
+              solve: Callable[[Item, CountingLM], tuple[list[str], dict[str, Any]] | tuple[list[str], dict[str, Any], Any]],
               ) -> list[StrategyResult]:
     """Per item: time it, count what it generated, score its final steps."""
     gen = counting(generator)
@@ -136,25 +136,25 @@ def _run_each(name: str, items: Sequence[Item], generator: Generator,
 
 
 # ------------------------------------------------------------------ the strategies
-def greedy_trace(gen: Generator, item: Item, config: StrategyConfig) -> tuple[list[str], str]:
+def greedy_trace(gen: LM, item: Item, config: StrategyConfig) -> tuple[list[str], str]:
     """Steps and stop reason of the greedy step-wise trace (backtrack/decoding.py)."""
     [t] = decode_traces(gen, [TraceRequest(item.task, item.input)],
                         DecodeConfig(max_steps=config.max_steps, max_tokens=config.max_step_tokens, batch_size=1))
     return list(t.steps), t.stop_reason
 
 
-def cot(items: Sequence[Item], config: StrategyConfig, generator: Generator, locator: Locator | None = None
+def cot(items: Sequence[Item], config: StrategyConfig, generator: LM, locator: Locator | None = None
         ) -> list[StrategyResult]:
     """Chain of thought: greedy step-wise decoding on the task's few-shot prompt."""
 
-    def solve(item: Item, gen: Generator):
+    def solve(item: Item, gen: LM):
         steps, stop = greedy_trace(gen, item, config)
         return steps, {"stop_reason": stop}
 
     return _run_each("cot", items, generator, solve)
 
 
-def _sampled_traces(item: Item, gen: Generator, config: StrategyConfig) -> list[list[str]]:
+def _sampled_traces(item: Item, gen: LM, config: StrategyConfig) -> list[list[str]]:
     spec = get_task(item.task)
     traces = sample_traces(gen, spec, item.input, item.id, config.sc_samples, temperature=config.sc_temperature,
                            seed=config.seed, max_steps=config.max_steps, max_step_tokens=config.max_step_tokens,
@@ -171,11 +171,11 @@ def _vote_extra(spec, traces, vote) -> tuple[list[str], dict[str, Any]]:
                    "samples": traces}
 
 
-def self_consistency(items: Sequence[Item], config: StrategyConfig, generator: Generator,
+def self_consistency(items: Sequence[Item], config: StrategyConfig, generator: LM,
                      locator: Locator | None = None) -> list[StrategyResult]:
     """k traces at temperature T, majority vote over their answers (invalid answers counted, not voted)."""
 
-    def solve(item: Item, gen: Generator):
+    def solve(item: Item, gen: LM):
         spec = get_task(item.task)
         traces = _sampled_traces(item, gen, config)
         vote = majority_vote(spec, traces)
@@ -185,13 +185,13 @@ def self_consistency(items: Sequence[Item], config: StrategyConfig, generator: G
     return _run_each("self-consistency", items, generator, solve)
 
 
-def sc_weighted(items: Sequence[Item], config: StrategyConfig, generator: Generator,
+def sc_weighted(items: Sequence[Item], config: StrategyConfig, generator: LM,
                 locator: Locator | None = None) -> list[StrategyResult]:
     """Self-consistency where a trace with a located mistake weighs config.located_weight (1.0 without)."""
     if locator is None:
         raise ValueError("sc-weighted needs a locator (e.g. --locator prompt:direct-step)")
 
-    def solve(item: Item, gen: Generator):
+    def solve(item: Item, gen: LM):
         spec = get_task(item.task)
         traces = _sampled_traces(item, gen, config)
         as_traces = [Trace(item.task, f"{item.id}#sample{i}", item.input, tuple(t), None, item.target, None)
@@ -205,7 +205,7 @@ def sc_weighted(items: Sequence[Item], config: StrategyConfig, generator: Genera
     return _run_each("sc-weighted", items, generator, solve)
 
 
-def backtrack(items: Sequence[Item], config: StrategyConfig, generator: Generator,
+def backtrack(items: Sequence[Item], config: StrategyConfig, generator: LM,
               locator: Locator | None = None) -> list[StrategyResult]:
     """Chain of thought, then the paper's backtracking at the first mistake the locator names
     (8 samples at temperature 1, highest log-prob survivor, greedy finish; backtrack/backtracking.py)."""
@@ -217,7 +217,7 @@ def backtrack(items: Sequence[Item], config: StrategyConfig, generator: Generato
                          selection=config.bt_selection, accept=config.bt_accept)
     verifier = Verifier(locator, config.threshold) if bt.needs_verifier else None
 
-    def solve(item: Item, gen: Generator):
+    def solve(item: Item, gen: LM):
         steps, stop = greedy_trace(gen, item, config)
         trace = Trace(item.task, item.id, item.input, tuple(steps), None, item.target, None)
         [location] = locate(locator, [trace], config.threshold)
@@ -230,11 +230,11 @@ def backtrack(items: Sequence[Item], config: StrategyConfig, generator: Generato
     return _run_each("backtrack", items, generator, solve)
 
 
-def least_to_most(items: Sequence[Item], config: StrategyConfig, generator: Generator,
+def least_to_most(items: Sequence[Item], config: StrategyConfig, generator: LM,
                   locator: Locator | None = None) -> list[StrategyResult]:
     """Decomposition, one solve call per sub-question, final answer (backtrack/least_to_most.py)."""
 
-    def solve(item: Item, gen: Generator):
+    def solve(item: Item, gen: LM):
         r = run_least_to_most(gen, get_task(item.task), item.input, max_subquestions=config.ltm_max_subquestions,
                               decompose_tokens=config.ltm_decompose_tokens, max_step_tokens=config.max_step_tokens)
         return r.steps, {"subquestions": r.subquestions, "decomposition": r.decomposition,
@@ -243,7 +243,7 @@ def least_to_most(items: Sequence[Item], config: StrategyConfig, generator: Gene
     return _run_each("least-to-most", items, generator, solve)
 
 
-Strategy = Callable[[Sequence[Item], StrategyConfig, Generator, "Locator | None"], list[StrategyResult]]
+Strategy = Callable[[Sequence[Item], StrategyConfig, LM, "Locator | None"], list[StrategyResult]]
 
 STRATEGIES: dict[str, Strategy] = {
     "cot": cot,

@@ -6,7 +6,7 @@ turn, so an interrupted run compares the strategies on the same questions of eve
 and rerunning resumes it. With --shard i/n, a machine takes every n-th (question, strategy) pair.
 
 Cost columns. tokens and calls count what a strategy needs on its own. The strategies of one
-question share a memory of model calls (strategies.MemoGenerator): sc-weighted votes over the very
+question share a memory of model calls (backtrack.lm.wrappers.CachingLM): sc-weighted votes over the very
 samples self-consistency drew, and backtrack starts from cot's greedy trace, so those calls are
 answered from memory -- counted in tokens and calls, listed as reused_calls, and not paid again in
 seconds. seconds is therefore the wall time each strategy took in this run, after the reuse.
@@ -21,9 +21,9 @@ from typing import Any
 
 from reward_model.locator import Locator
 
-from backtrack.lm.generator import Generator
+from backtrack.lm.generator import LM
 from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, RunDir, read_run_file, write_json
-from backtrack.lm.wrappers import CountingGenerator, MemoGenerator
+from backtrack.lm.wrappers import CachingLM, CountingLM
 from backtrack.methods.strategies import NEEDS_LOCATOR, Item, StrategyConfig, get_strategy
 
 PLOT = "accuracy_vs_tokens.png"
@@ -52,9 +52,9 @@ def compare_config(items: Sequence[Item], strategies: Sequence[str], config: Str
             "questions": questions_digest(items)}
 
 
-def run_compare(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator: Generator,
+def run_compare(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator: LM,
                 out: str | Path, locator_spec: str | None = None,
-                make_locator: Callable[[Generator], Locator] | None = None,
+                make_locator: Callable[[LM], Locator] | None = None,
                 progress: Callable[[str], None] | None = None, shard: str | None = None) -> dict[str, Any]:
     """Run every strategy on every item (resuming), write results.json and the plot, return the summary.
 
@@ -73,8 +73,8 @@ def run_compare(items: Sequence[Item], strategies: Sequence[str], config: Strate
     run = RunDir(out, with_shard(compare_config(items, strategies, config, generator.name, locator_spec if needs else None),
                                  part, len(pairs)))
     done = run.done_keys()
-    memo = MemoGenerator(generator)  # one question's calls, shared by its strategies (see MemoGenerator)
-    counter = CountingGenerator(memo)
+    memo = CachingLM(generator)  # one question's calls, shared by its strategies (see CachingLM)
+    counter = CountingLM(memo)
     locator = make_locator(counter) if needs and make_locator else None
     mine = part.select(pairs)
     current = None

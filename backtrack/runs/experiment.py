@@ -16,7 +16,7 @@ from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import BacktrackConfig, Outcome, Verifier, backtrack_batch
 from backtrack.runs.cache import OutcomeCache, outcome_key
-from backtrack.lm.generator import Generator
+from backtrack.lm.generator import LM
 
 LABEL_READING_LOCATORS = ("gold", "simulated")  # they read the dataset's label, valid for the original trace only
 TEXT_READING_LOCATORS = ("trained", "prompt")  # they judge any text, so they can also verify replacements
@@ -91,7 +91,7 @@ def _outcome_to_dict(o: Outcome) -> dict[str, Any]:
     return d
 
 
-def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None], generator: Generator,
+def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None], generator: LM,
                          config: BacktrackConfig, cache: OutcomeCache,
                          round_index: int = 0, verifier: Verifier | None = None) -> list[dict[str, Any]]:
     """Outcomes as dicts (with `cached`), computing only the (trace, location) pairs not in the cache."""
@@ -112,7 +112,7 @@ def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None
     return out
 
 
-def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Generator, cfg: BacktrackRunConfig,
+def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: LM, cfg: BacktrackRunConfig,
                      cache: OutcomeCache, verifier: Verifier | None = None) -> list[dict[str, Any]]:
     """Locate -> backtrack (-> locate again, for rounds > 1) for a batch; one record per trace."""
     start = time.perf_counter()
@@ -153,7 +153,7 @@ def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: Gener
     return records
 
 
-def run_backtrack(traces: Sequence[Trace], locator: Locator, generator: Generator, cfg: BacktrackRunConfig,
+def run_backtrack(traces: Sequence[Trace], locator: Locator, generator: LM, cfg: BacktrackRunConfig,
                   cache: OutcomeCache, write: Callable[[dict[str, Any]], None],
                   done: set[str], on_batch: Callable[[int], None] | None = None,
                   verifier: Verifier | None = None) -> int:

@@ -6,8 +6,8 @@ import hashlib
 import time
 from typing import Any, Sequence
 
-from backtrack.lm.generator import Generator
-from backtrack.lm.wrappers import CountingGenerator
+from backtrack.lm.generator import LM
+from backtrack.lm.wrappers import CountingLM
 from backtrack.runs.rundir import RunDir
 from backtrack.runs.shard import ITEM_INDEX, parse_shard, with_shard
 from bigbench_mistake.metrics import baselines, mistake_finding_scores
@@ -28,7 +28,7 @@ def select_traces(traces: Sequence[Trace], limit: int | None) -> list[Trace]:
     return out
 
 
-def run_find(traces: Sequence[Trace], config: FinderConfig, generator: Generator, out, progress=None,
+def run_find(traces: Sequence[Trace], config: FinderConfig, generator: LM, out, progress=None,
              shard: str | None = None) -> dict[str, Any]:
     """Predict the first mistake of each trace with one finder (resumable run directory keyed by
     trace id), then score the predictions with the foundation metrics next to the baselines.
@@ -43,7 +43,7 @@ def run_find(traces: Sequence[Trace], config: FinderConfig, generator: Generator
     run = RunDir(out, with_shard(config_json, part, len(traces)), key_field="id")
     mine = part.select(traces)
     done = run.done_keys()
-    counter = CountingGenerator(generator)
+    counter = CountingLM(generator)
     finder = PromptFinder(counter, config)
     for n, (position, t) in enumerate(mine, start=1):
         if t.id in done:

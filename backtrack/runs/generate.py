@@ -22,7 +22,7 @@ from bigbench_mistake.questions import Question, first_per_task, questions_from_
 from bigbench_mistake.tasks import get_task
 
 from backtrack.methods.decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
-from backtrack.lm.generator import Generator
+from backtrack.lm.generator import LM
 from backtrack.runs.rundir import RunDir
 from backtrack.runs.shard import ITEM_INDEX, WHOLE, Shard, with_shard
 
@@ -103,7 +103,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"overall": block(records), "tasks": {t: block([r for r in records if r["task"] == t]) for t in tasks}}
 
 
-def generate(config: GenerateConfig, generator: Generator, out_dir: str | Path, data_dir: str | Path | None = None,
+def generate(config: GenerateConfig, generator: LM, out_dir: str | Path, data_dir: str | Path | None = None,
              on_record: Callable[[dict[str, Any]], None] | None = None,
              on_start: Callable[[int, int], None] | None = None, shard: Shard = WHOLE) -> dict[str, Any]:
     """Decode every selected question (of this shard) not yet in out_dir; each record is on disk before

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from backtrack.lm.progress import ProgressGenerator, progress_bar
+from backtrack.lm.progress import ProgressLM, progress_bar
 from backtrack.runs import compare, experiment, find, generate, pipeline, report, simulate
 from backtrack.runs.rundir import RunDir
 from backtrack.runs.shard import ITEM_INDEX, parse_shard, with_shard
@@ -70,7 +70,7 @@ def execute(kind: str, config: dict[str, Any], items: Sequence[Any], out: Path, 
     done = run.done_keys()
     todo = [item for _, item in mine if key(item) not in done]
     bar = progress_bar(len(todo), kind)
-    shown = ProgressGenerator(lm, bar) if lm is not None else None
+    shown = ProgressLM(lm, bar) if lm is not None else None
     try:
         extra = work(Work(todo, shown, lambda rec: run.append({**rec, ITEM_INDEX: position[rec[key_field]]}),
                           bar.update)) or {}

@@ -18,7 +18,7 @@ from backtrack.methods.backtracking import Verifier
 from backtrack.runs.cache import OutcomeCache
 from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
 from backtrack.runs.experiment import BacktrackRunConfig, CorrectionRunConfig, backtrack_traces, config_json, summarise_backtrack
-from backtrack.lm.generator import Generator
+from backtrack.lm.generator import LM
 from backtrack.methods.strategies import Item
 
 
@@ -30,7 +30,7 @@ class PipelineConfig(CorrectionRunConfig):
         return {"kind": "pipeline", **config_json(self)}
 
 
-def generated_traces(items: Sequence[Item], generator: Generator, cfg: PipelineConfig) -> list[tuple[Trace, dict]]:
+def generated_traces(items: Sequence[Item], generator: LM, cfg: PipelineConfig) -> list[tuple[Trace, dict]]:
     """Greedy step-wise traces for the items, as unlabelled Traces, with generation metadata."""
     start = time.perf_counter()
     decoded = decode_traces(generator, [TraceRequest(i.task, i.input) for i in items],
@@ -43,7 +43,7 @@ def generated_traces(items: Sequence[Item], generator: Generator, cfg: PipelineC
     return out
 
 
-def run_pipeline(items: Sequence[Item], generator: Generator, locator: Locator, cfg: PipelineConfig,
+def run_pipeline(items: Sequence[Item], generator: LM, locator: Locator, cfg: PipelineConfig,
                  cache: OutcomeCache, write: Callable[[dict[str, Any]], None], done: set[str],
                  on_batch: Callable[[int], None] | None = None, verifier: Verifier | None = None) -> int:
     todo = [i for i in items if i.id not in done]

@@ -17,7 +17,7 @@ from bigbench_mistake.records import Trace
 from backtrack.methods.backtracking import BacktrackConfig
 from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.experiment import answer_fields, backtrack_with_cache
-from backtrack.lm.generator import Generator
+from backtrack.lm.generator import LM
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def trace_record(t: Trace, draw: tuple[float, int | None], outcomes: dict[int, d
             "draw": {"u": draw[0], "wrong_location": draw[1]}, "backtracked": backtracked}
 
 
-def run_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | None]], generator: Generator,
+def run_simulate(traces: Sequence[Trace], draws: dict[str, tuple[float, int | None]], generator: LM,
                  cfg: SimulateConfig, cache: OutcomeCache,
                  write: Callable[[dict[str, Any]], None], done: set[str],
                  on_batch: Callable[[int], None] | None = None) -> int:
