@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from backtrack.lm.generator import LoglikelihoodRequest, StepRequest
+
 from tests.tiny_model import TINY_FEW_SHOT
 
 LINE = "Thought 1: Let's add 2 and 3.\n"
@@ -31,13 +33,13 @@ def test_a_prompt_past_the_context_is_refused_before_any_forward_pass(tiny_gener
     expected = rf"a prompt of {n} tokens plus \d+ new ones exceeds the context of 8192 tokens \(max_position_embeddings\)"
     with pytest.raises(ValueError, match=expected):
         if call == "greedy":
-            g.greedy_steps(["Q: 1 + 1 =\nThought 1:", p], max_tokens=8)
+            g.generate_steps([StepRequest("Q: 1 + 1 =\nThought 1:", max_tokens=8), StepRequest(p, max_tokens=8)])
         elif call == "sample":
-            g.sample_steps(p, 2, 1.0, seed=0, max_tokens=8)
+            g.generate_steps([StepRequest(p, n=2, temperature=1.0, seed=0, max_tokens=8)])
         elif call == "sample_each":
-            g.sample_each([p], 1.0, [0], max_tokens=8)
+            g.generate_steps([StepRequest(p, temperature=1.0, seed=0, max_tokens=8)])
         else:
-            g.logprob(p, [" 5"])
+            g.loglikelihood([LoglikelihoodRequest(p, " 5")])
     assert g.stats["forward_calls"] == calls
 
 
@@ -47,7 +49,7 @@ def test_max_tokens_count_against_the_context(tiny_generator):
     n = len(g.encode(p))
     assert n < 8192
     with pytest.raises(ValueError, match=f"a prompt of {n} tokens plus 300 new ones exceeds the context of 8192"):
-        g.greedy_steps([p], max_tokens=300)
+        g.generate_steps([StepRequest(p, max_tokens=300)])
 
 
 # ------------------------------------------------------------------ the server backend
@@ -70,7 +72,7 @@ def test_the_servers_own_context_error_becomes_a_clear_message_not_a_retry(statu
         s.model_fields = {"max_model_len": 2048}  # vLLM reports its context in GET /models
         with server_generator(s.base_url) as g:
             with pytest.raises(ContextTooLong) as e:
-                g.greedy_steps(["p"], max_tokens=64)
+                g.generate_steps([StepRequest("p", max_tokens=64)])
     msg = str(e.value)
     assert "plus 64 new ones" in msg and "context of 2048 tokens" in msg and "maximum context length" in msg
     assert len(s.requests) == 1  # not retried: the same prompt would not fit the next time either
@@ -84,5 +86,5 @@ def test_max_tokens_past_the_reported_context_are_refused_before_sending():
         s.model_fields = {"max_model_len": 2048}
         with server_generator(s.base_url) as g:
             with pytest.raises(ContextTooLong, match="plus 4096 new ones exceeds the context of 2048 tokens"):
-                g.greedy_steps(["p"], max_tokens=4096)
+                g.generate_steps([StepRequest("p", max_tokens=4096)])
     assert s.requests == []

@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+from backtrack.lm.generator import StepRequest
+
 from backtrack.lm.openai_backend import OpenAIConfig, OpenAIGenerator, ServerUnavailable
 from tests.test_openai_backend import Scripted, completion
 
@@ -58,7 +60,7 @@ def test_a_server_that_never_answers_fails_with_the_url_the_timeout_and_how_to_r
     with SilentServer() as s:
         with generator(s.base_url, waits, timeout_s=0.3, max_retries=5, timeout_retries=1) as g:
             with pytest.raises(ServerUnavailable) as e:
-                g.greedy_steps(["p"], max_tokens=4)
+                g.generate_steps([StepRequest("p", max_tokens=4)])
     msg = str(e.value)
     assert s.base_url in msg and "0.3 s" in msg and "--request-timeout" in msg
     assert "saved" not in msg and "kept" not in msg  # nothing ran, so nothing was saved
@@ -79,7 +81,7 @@ def test_a_refused_connection_fails_at_once_saying_no_server_is_reachable():
     url = f"http://127.0.0.1:{free_port()}/v1"
     with generator(url, waits, max_retries=5) as g:
         with pytest.raises(ServerUnavailable) as e:
-            g.greedy_steps(["p"], max_tokens=4)
+            g.generate_steps([StepRequest("p", max_tokens=4)])
     msg = str(e.value)
     assert f"not reachable at {url}" in msg and "start" in msg.lower()
     assert "saved" not in msg and "kept" not in msg and "resume" not in msg
@@ -90,10 +92,10 @@ def test_a_server_that_goes_away_mid_run_is_retried_and_the_message_says_finishe
     waits: list[float] = []
     with Scripted([completion(" ok", [" ok", "\n"], [-1.0, -0.5])]) as s:
         g = generator(s.base_url, waits, max_retries=2)
-        (step,) = g.greedy_steps(["p"], max_tokens=4)
+        ((step,),) = g.generate_steps([StepRequest("p", max_tokens=4)])
     assert step.text == "ok"
     with pytest.raises(ServerUnavailable) as e:  # the server is gone now: a restart may bring it back
-        g.greedy_steps(["p2"], max_tokens=4)
+        g.generate_steps([StepRequest("p2", max_tokens=4)])
     g.close()
     msg = str(e.value)
     assert s.base_url in msg and "kept in the run directory" in msg and "rerun the same command" in msg
