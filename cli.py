@@ -59,10 +59,6 @@ def emit(result: dict, as_json: bool, render: Callable[[dict], str]) -> None:
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False) if as_json else render(result))
 
 
-def say(line: str) -> None:
-    typer.echo(line, err=True)
-
-
 # ---------------------------------------------------------------- bbm data ...
 @data_app.command("stats")
 def data_stats_cli(data_dir: Optional[Path] = DataDir, files: Optional[List[Path]] = typer.Argument(
@@ -229,7 +225,7 @@ def compare_cli(run, sel, files, decode, loc, backend, strategies: str, sc_sampl
     if summary_only:
         return summarise_run_dir(run.out)
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
-    return commands.compare(run, sel, files, decode, loc, backend, names, sc_samples, sc_temperature, located_weight, say)
+    return commands.compare(run, sel, files, decode, loc, backend, names, sc_samples, sc_temperature, located_weight)
 
 
 @run_command("find", *RUN, TracesFile, BackendConfig, render="render_find",
@@ -241,27 +237,15 @@ def find_cli(run, sel, files, backend, method: str, mode: str, reasoning_tokens:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from backtrack.runs import commands
 
-    return commands.find(run, sel, files, backend, method, mode, reasoning_tokens, say)
+    return commands.find(run, sel, files, backend, method, mode, reasoning_tokens)
 
 
 @run_command("generate", *RUN, QuestionsFile, DecodeOptions, BackendConfig, render="render_generate")
 def generate_cli(run, sel, files, decode, backend) -> dict:
     """Write chains of thought one "Thought N:" step at a time (greedy, newline stop), scored by exact match."""
-    from backtrack.lm.progress import progress_bar
     from backtrack.runs import commands
 
-    bars: list = []
-
-    def on_start(todo: int, done: int) -> None:
-        if done:
-            say(f"resuming: {done} trace(s) already in {run.out}")
-        bars.append(progress_bar(todo, "generate"))
-
-    try:
-        return commands.generate(run, sel, files, decode, backend, lambda record: bars[0].update(1), on_start)
-    finally:
-        for bar in bars:
-            bar.close()
+    return commands.generate(run, sel, files, decode, backend)
 
 
 @app.command("merge")

@@ -57,6 +57,11 @@ class TaskSpec:
             return Invalid("no steps")
         return take_answer(steps[-1])
 
+    def has_answer(self, steps: Sequence[str]) -> bool:
+        """Whether a trace is finished: its last step states an answer (what decoding stops at, and what
+        backtracking's --accept answered asks of a new trace)."""
+        return isinstance(self.extract_answer(steps), str)
+
     def normalised_answer(self, steps: Sequence[str]) -> str | Invalid:
         raw = self.extract_answer(steps)
         return raw if isinstance(raw, Invalid) else run_filters(raw, self.normalisers)

@@ -26,6 +26,8 @@ Conventions shared by every backend:
 """
 from __future__ import annotations
 
+import hashlib
+
 import math
 from dataclasses import KW_ONLY, dataclass
 from typing import Protocol, Sequence, runtime_checkable
@@ -117,6 +119,12 @@ class LoglikelihoodRequest:
     `continuation`, scored at temperature 1."""
     prompt: str
     continuation: str
+
+
+def stable_int(text: str, n_bytes: int = 4, byteorder: str = "little") -> int:
+    """The integer of the first n_bytes of sha256(text): how every seed in bbm is derived from its
+    parts (run seed, question or trace, sample index, ...), stable across runs and machines."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:n_bytes], byteorder)  # type: ignore[arg-type]
 
 
 @runtime_checkable

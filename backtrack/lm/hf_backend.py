@@ -26,14 +26,13 @@ max_tokens exceed the model's context (`model_context`) is refused before any fo
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from backtrack.lm.generator import (STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest, RawStep, Step,
-                                    StepRequest, check_context)
+from backtrack.lm.generator import (LoglikelihoodRequest, RawStep, STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step,
+                                    StepRequest, check_context, stable_int)
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -421,8 +420,7 @@ def sample_generator(seed: int, index: int):
     """The random stream of sample `index` under `seed` (independent of n and of batching)."""
     import torch
 
-    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
-    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    return torch.Generator(device="cpu").manual_seed(stable_int(f"{seed}:{index}", 8) >> 1)
 
 
 def sampling_pick(gens, temperature: float, top_k: int | None, top_p: float | None):

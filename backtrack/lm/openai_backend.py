@@ -40,7 +40,6 @@ What the completions API gives, and how it maps onto the conventions of backtrac
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -54,7 +53,8 @@ from dataclasses import dataclass, replace
 from http.client import HTTPException
 from typing import Any, Callable, Sequence
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest, Step, StepRequest
+from backtrack.lm.generator import (LoglikelihoodRequest, STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, Step, StepRequest,
+                                    stable_int)
 
 LOGPROBS_MODES = ("raw", "processed", "none")
 
@@ -123,8 +123,7 @@ class OpenAIConfig:
 
 def sample_seed(seed: int, index: int) -> int:
     """The seed of sample `index` of a (seed, ...) request: distinct per index, stable across runs."""
-    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return stable_int(f"{seed}:{index}", 4, "big") & 0x7FFFFFFF
 
 
 class OpenAIGenerator:

@@ -28,7 +28,6 @@ ties with log-probs; unknown ones leave ties in sample order.)
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -39,7 +38,7 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, decision_threshold, first_mistake
 
 from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
-from backtrack.lm.generator import LM, Step, StepRequest
+from backtrack.lm.generator import LM, Step, StepRequest, stable_int
 
 SELECTIONS = ("logprob", "mean_logprob", "verifier")
 # Samples decoded together at most (2 traces x 8 samples). More streams use the CPU's matrix units
@@ -100,8 +99,7 @@ def normalise_whitespace(text: str) -> str:
 
 
 def sample_seed(seed: int, trace_id: str, location: int, round_index: int) -> int:
-    digest = hashlib.sha256(f"{seed}|{trace_id}|{location}|{round_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+    return stable_int(f"{seed}|{trace_id}|{location}|{round_index}")
 
 
 def selection_score(step: Step, selection: str) -> float:
@@ -196,7 +194,7 @@ def _verdict(trace: Trace, steps: Sequence[str], location: int, accept: str,
     """Whether a finished candidate trace is accepted under `accept`, and why (not)."""
     if accept == "always":
         return True, "accepted"
-    if not isinstance(get_task(trace.task).extract_answer(steps), str):
+    if not get_task(trace.task).has_answer(steps):
         return False, "no answer"
     if accept == "verified" and verified_first is not None and verified_first <= location:
         return False, f"verifier finds a mistake at step {verified_first}"

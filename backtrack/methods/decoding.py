@@ -74,7 +74,7 @@ class DecodedTrace:
 
 def _finished(request: TraceRequest, steps: Sequence[str], last: Step | None, config: DecodeConfig) -> str | None:
     """The stop reason once a trace is done, else None."""
-    if steps and isinstance(get_task(request.task).extract_answer(steps), str):
+    if get_task(request.task).has_answer(steps):
         return STOP_ANSWER
     if last is not None and last.stop_reason == STOP_EOS:
         return STOP_TRACE_EOS

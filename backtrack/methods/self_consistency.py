@@ -23,21 +23,19 @@ Reward-model-weighted vote (`located` weights): a trace in which the locator fin
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from bigbench_mistake.answers import Invalid, take_answer
 from bigbench_mistake.tasks import TaskSpec
 
-from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest
+from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest, stable_int
 
 
 # ------------------------------------------------------------------ sampled traces
 def step_seed(seed: int, question_id: str, sample: int, step: int) -> int:
     """A distinct, stable seed per (run seed, question, sample index, step index)."""
-    digest = hashlib.sha256(f"sc|{seed}|{question_id}|{sample}|{step}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+    return stable_int(f"sc|{seed}|{question_id}|{sample}|{step}")
 
 
 def trace_finished(step: Step) -> bool:

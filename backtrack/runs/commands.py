@@ -9,7 +9,8 @@ from typing import Any
 from backtrack.lm.backends import BackendConfig, load_lm
 from backtrack.methods.backtracking import BacktrackConfig, Verifier
 from backtrack.runs.cache import OutcomeCache
-from backtrack.runs.kinds import Work, execute
+from backtrack.runs.executor import Work
+from backtrack.runs.kinds import run_kind
 from backtrack.runs.options import (BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
                                     Selection, TracesFile)
 
@@ -66,7 +67,7 @@ def backtrack(run: RunOptions, sel: Selection, files: TracesFile, decode: Decode
         run_backtrack(w.todo, locator, w.lm, cfg, cache, w.write, set(), w.step, judge)
 
     return {"locator": loc.locator, "model": lm.name,
-            **execute("backtrack", cfg.to_json(), traces, run.out, run.shard, lm, work)}
+            **run_kind("backtrack", cfg.to_json(), traces, run.out, run.shard, lm, work)}
 
 
 def pipeline(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, loc: LocateOptions,
@@ -89,7 +90,7 @@ def pipeline(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Deco
         return {"corrections": [s for s in map(before_after, records) if s]}
 
     return {"locator": loc.locator, "model": lm.name,
-            **execute("pipeline", cfg.to_json(), items, run.out, run.shard, lm, work, summary=stories)}
+            **run_kind("pipeline", cfg.to_json(), items, run.out, run.shard, lm, work, summary=stories)}
 
 
 def simulate(run: RunOptions, sel: Selection, decode: DecodeOptions, bt: BacktrackOptions, backend: BackendConfig,
@@ -109,13 +110,13 @@ def simulate(run: RunOptions, sel: Selection, decode: DecodeOptions, bt: Backtra
     def work(w: Work) -> dict[str, Any]:
         return {"pairs_computed": run_simulate(w.todo, draws, w.lm, cfg, cache, w.write, set(), w.step)}
 
-    out = execute("simulate", cfg.to_json(), traces, run.out, run.shard, lm, work)
+    out = run_kind("simulate", cfg.to_json(), traces, run.out, run.shard, lm, work)
     return {"model": lm.name, "cache_hits": cache.hits, **out}
 
 
 def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, loc: LocateOptions,
             backend: BackendConfig, strategies: tuple[str, ...], sc_samples: int, sc_temperature: float,
-            located_weight: float, progress: Any = None) -> dict[str, Any]:
+            located_weight: float) -> dict[str, Any]:
     from backtrack.methods.strategies import StrategyConfig, get_strategy
     from backtrack.runs.compare import run_compare
 
@@ -126,23 +127,23 @@ def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Decod
                             threshold=loc.threshold)
     items = sel.questions(files.questions)
     lm = load_lm(backend)
-    return run_compare(items, list(strategies), config, lm, run.out, locator_spec=loc.locator, progress=progress,
+    return run_compare(items, list(strategies), config, lm, run.out, locator_spec=loc.locator,
                        make_locator=lambda counting: make_locator(loc.locator, run.seed, sel, backend, counting),
                        shard=run.shard)
 
 
 def find(run: RunOptions, sel: Selection, files: TracesFile, backend: BackendConfig, method: str, mode: str,
-         reasoning_tokens: int, progress: Any = None) -> dict[str, Any]:
+         reasoning_tokens: int) -> dict[str, Any]:
     from backtrack.runs.find import run_find
     from reward_model.prompt_finders import FinderConfig
 
     config = FinderConfig(method=method, mode=mode, reasoning_tokens=reasoning_tokens)
     traces = sel.traces(files.traces)
-    return run_find(traces, config, load_lm(backend), run.out, progress=progress, shard=run.shard)
+    return run_find(traces, config, load_lm(backend), run.out, shard=run.shard)
 
 
-def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, backend: BackendConfig,
-             on_record: Any = None, on_start: Any = None) -> dict[str, Any]:
+def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions,
+             backend: BackendConfig) -> dict[str, Any]:
     from backtrack.methods.decoding import DecodeConfig
     from backtrack.runs.generate import GenerateConfig, generate as run_generate, select_questions
     from backtrack.runs.shard import parse_shard
@@ -160,5 +161,4 @@ def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Deco
         import torch
 
         torch.manual_seed(run.seed)
-    return run_generate(GenerateConfig(model=lm.name, **probe), lm, run.out, sel.data_dir, on_record, on_start,
-                        shard=parse_shard(run.shard))
+    return run_generate(GenerateConfig(model=lm.name, **probe), lm, run.out, sel.data_dir, shard=parse_shard(run.shard))

@@ -22,7 +22,8 @@ from typing import Any
 from reward_model.locator import Locator
 
 from backtrack.lm.generator import LM
-from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, RunDir, read_run_file, write_json
+from backtrack.runs.executor import Work, execute
+from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, read_run_file, write_json
 from backtrack.lm.wrappers import CachingLM, CountingLM
 from backtrack.methods.strategies import NEEDS_LOCATOR, Item, StrategyConfig, get_strategy
 
@@ -45,57 +46,46 @@ def round_robin(items: Sequence[Item]) -> list[Item]:
     return [v[r] for r in range(rounds) for v in by_task.values() if r < len(v)]
 
 
-def compare_config(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator_name: str,
+def compare_config(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, model: str,
                    locator_spec: str | None) -> dict[str, Any]:
     return {"kind": "compare", "command": "compare", "strategies": list(strategies), "strategy_config": config.to_json(),
-            "generator": generator_name, "locator": locator_spec, "n_questions": len(items),
-            "questions": questions_digest(items)}
+            "model": model, "locator": locator_spec, "n_questions": len(items), "questions": questions_digest(items)}
 
 
-def run_compare(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, generator: LM,
+def run_compare(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, lm: LM,
                 out: str | Path, locator_spec: str | None = None,
-                make_locator: Callable[[LM], Locator] | None = None,
-                progress: Callable[[str], None] | None = None, shard: str | None = None) -> dict[str, Any]:
+                make_locator: Callable[[LM], Locator] | None = None, shard: str | None = None) -> dict[str, Any]:
     """Run every strategy on every item (resuming), write results.json and the plot, return the summary.
 
-    make_locator gets the counting generator, so a locator that asks the model is charged to the
+    make_locator gets the counting model, so a locator that asks the model is charged to the
     strategy that used it. The run's items are (question, strategy) pairs, question by question;
     shard "i/n" runs only that slice of them (join the slices with bbm merge)."""
-    from backtrack.runs.shard import ITEM_INDEX, parse_shard, with_shard
-
     for name in strategies:
         get_strategy(name)
     needs = [s for s in strategies if s in NEEDS_LOCATOR]
     if needs and make_locator is None:
         raise ValueError(f"{', '.join(needs)} need(s) a locator (--locator)")
     pairs = [(item, name) for item in round_robin(items) for name in strategies]
-    part = parse_shard(shard)
-    run = RunDir(out, with_shard(compare_config(items, strategies, config, generator.name, locator_spec if needs else None),
-                                 part, len(pairs)))
-    done = run.done_keys()
-    memo = CachingLM(generator)  # one question's calls, shared by its strategies (see CachingLM)
-    counter = CountingLM(memo)
-    locator = make_locator(counter) if needs and make_locator else None
-    mine = part.select(pairs)
-    current = None
-    for n, (position, (item, name)) in enumerate(mine, start=1):
-        key = f"{name}::{item.id}"
-        if key in done:
-            continue
-        if item.id != current:
-            memo.clear()
-            current = item.id
-        hits = memo.hits
-        [result] = get_strategy(name)([item], config, counter, locator)
-        run.append({**result.to_record(), "reused_calls": memo.hits - hits, ITEM_INDEX: position})
-        if progress:
-            progress(f"[{n}/{len(mine)}] {name} {item.id}: {'correct' if result.correct else result.invalid_reason or 'wrong'}"
-                     f" ({result.tokens} tokens, {result.calls} calls, {result.seconds:.1f}s)")
-    return _write_summary(run)
 
+    def work(w: Work) -> None:
+        memo = CachingLM(w.lm)  # one question's calls, shared by its strategies (see CachingLM)
+        counter = CountingLM(memo)
+        locator = make_locator(counter) if needs and make_locator else None
+        current = None
+        for item, name in w.todo:
+            if item.id != current:
+                memo.clear()
+                current = item.id
+            hits = memo.hits
+            [result] = get_strategy(name)([item], config, counter, locator)
+            w.write({**result.to_record(), "reused_calls": memo.hits - hits})
+            w.step(1)
 
-def _write_summary(run: RunDir) -> dict[str, Any]:
-    return _summary_files(run.path, run.config, list(run.records()), run.dropped_partial_lines)
+    config_json = compare_config(items, strategies, config, lm.name, locator_spec if needs else None)
+    out = execute(config_json, pairs, out, shard, lm, work, results_from_records, plot_run_dir,
+                  key=lambda pair: f"{pair[1]}::{pair[0].id}")
+    return {**out["results"], "run_dir": out["run_dir"], "plot": out["plot"],
+            "dropped_partial_lines": out["dropped_partial_lines"]}
 
 
 def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -106,13 +96,6 @@ def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) 
 def plot_run_dir(results: dict[str, Any], run_dir) -> str | None:
     """The run directory's plot, drawn from its results (by the run itself and by bbm merge)."""
     return plot_compare(results, Path(run_dir) / PLOT)
-
-
-def _summary_files(path: Path, config: dict[str, Any], records: list[dict[str, Any]], dropped: int) -> dict[str, Any]:
-    summary = results_from_records(config, records)
-    summary.update(run_dir=str(path), dropped_partial_lines=dropped, plot=plot_run_dir(summary, path))
-    write_json(path / RESULTS, summary, ensure_ascii=False)
-    return summary
 
 
 def summarise_run_dir(out: str | Path) -> dict[str, Any]:
@@ -131,7 +114,9 @@ def summarise_run_dir(out: str | Path) -> dict[str, Any]:
                 records.append(json.loads(line))
             elif line.strip():
                 partial += 1
-    return _summary_files(path, config, records, partial)
+    summary = results_from_records(config, records)
+    write_json(path / RESULTS, summary, ensure_ascii=False)
+    return {**summary, "run_dir": str(path), "dropped_partial_lines": partial, "plot": plot_run_dir(summary, path)}
 
 
 def _block(rs: list[dict[str, Any]]) -> dict[str, Any]:

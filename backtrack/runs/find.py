@@ -7,58 +7,37 @@ import time
 from typing import Any, Sequence
 
 from backtrack.lm.generator import LM
-from backtrack.lm.wrappers import CountingLM
-from backtrack.runs.rundir import RunDir
-from backtrack.runs.shard import ITEM_INDEX, parse_shard, with_shard
+from backtrack.runs.executor import Work, execute
 from bigbench_mistake.metrics import baselines, mistake_finding_scores
 from bigbench_mistake.records import Trace
 from reward_model.prompt_finders import FinderConfig, PromptFinder
 
 
-def select_traces(traces: Sequence[Trace], limit: int | None) -> list[Trace]:
-    """The first `limit` traces of each task, in file order (all when limit is None)."""
-    if limit is None:
-        return list(traces)
-    seen: dict[str, int] = {}
-    out = []
-    for t in traces:
-        if seen.get(t.task, 0) < limit:
-            seen[t.task] = seen.get(t.task, 0) + 1
-            out.append(t)
-    return out
+def find_config(traces: Sequence[Trace], config: FinderConfig, model: str) -> dict[str, Any]:
+    ids = sorted(t.id for t in traces)
+    return {"kind": "find", "command": "find",
+            "finder": {"method": config.method, "mode": config.mode, "answer_tokens": config.answer_tokens,
+                       "reasoning_tokens": config.reasoning_tokens},
+            "model": model, "n_traces": len(traces), "traces": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]}
 
 
-def run_find(traces: Sequence[Trace], config: FinderConfig, generator: LM, out, progress=None,
-             shard: str | None = None) -> dict[str, Any]:
+def run_find(traces: Sequence[Trace], config: FinderConfig, lm: LM, out, shard: str | None = None) -> dict[str, Any]:
     """Predict the first mistake of each trace with one finder (resumable run directory keyed by
     trace id), then score the predictions with the foundation metrics next to the baselines.
     With shard "i/n" only that slice of the traces is run (join the slices with bbm merge)."""
-    part = parse_shard(shard)
-    ids = sorted(t.id for t in traces)
-    config_json = {"kind": "find", "command": "find",
-                   "finder": {"method": config.method, "mode": config.mode, "answer_tokens": config.answer_tokens,
-                              "reasoning_tokens": config.reasoning_tokens},
-                   "generator": generator.name, "n_traces": len(traces),
-                   "traces": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]}
-    run = RunDir(out, with_shard(config_json, part, len(traces)), key_field="id")
-    mine = part.select(traces)
-    done = run.done_keys()
-    counter = CountingLM(generator)
-    finder = PromptFinder(counter, config)
-    for n, (position, t) in enumerate(mine, start=1):
-        if t.id in done:
-            continue
-        tokens0, calls0 = counter.snapshot()
-        start = time.perf_counter()
-        [r] = finder.find([t])
-        record = {**t.to_record(), **r.to_dict(), "tokens": counter.tokens - tokens0, "calls": counter.calls - calls0,
-                  "seconds": round(time.perf_counter() - start, 3), ITEM_INDEX: position}
-        run.append(record)
-        if progress:
-            progress(f"[{n}/{len(mine)}] {t.id}: predicted {r.index}, gold {t.mistake_index} ({record['calls']} calls)")
-    result = {"run_dir": str(run.path), **results_from_records(run.config, list(run.records()))}
-    run.write_results(result)
-    return result
+    def work(w: Work) -> None:
+        finder = PromptFinder(w.lm, config)
+        for t in w.todo:
+            tokens0, calls0 = w.lm.snapshot()
+            start = time.perf_counter()
+            [r] = finder.find([t])
+            w.write({**t.to_record(), **r.to_dict(), "tokens": w.lm.tokens - tokens0, "calls": w.lm.calls - calls0,
+                     "seconds": round(time.perf_counter() - start, 3)})
+            w.step(1)
+
+    out = execute(find_config(traces, config, lm.name), traces, out, shard, lm, work, results_from_records,
+                  key_field="id")
+    return {"run_dir": out["run_dir"], **out["results"]}
 
 
 def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -67,7 +46,7 @@ def results_from_records(config: dict[str, Any], records: list[dict[str, Any]]) 
     traces = [Trace(r["task"], r["id"], r["input"], tuple(r["steps"]), r["answer"], r["target"], r["mistake_index"])
               for r in records]
     preds = {r["id"]: r["predicted_mistake_index"] for r in records}
-    return {"method": config["finder"]["method"], "mode": config["finder"]["mode"], "generator": config["generator"],
+    return {"method": config["finder"]["method"], "mode": config["finder"]["mode"], "model": config.get("model", config.get("generator")),
             "scores": mistake_finding_scores(traces, preds), "baselines": baselines(traces),
             "unparsed": sum(r["unparsed"] for r in records),
             "calls": sum(r["calls"] for r in records),

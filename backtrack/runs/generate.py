@@ -16,15 +16,15 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions  # noqa: F401 (re-exported)
 from bigbench_mistake.tasks import get_task
 
 from backtrack.methods.decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
 from backtrack.lm.generator import LM
-from backtrack.runs.rundir import RunDir
-from backtrack.runs.shard import ITEM_INDEX, WHOLE, Shard, with_shard
+from backtrack.runs.executor import Work, execute
+from backtrack.runs.shard import WHOLE, Shard
 
 
 @dataclass(frozen=True)
@@ -103,37 +103,33 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"overall": block(records), "tasks": {t: block([r for r in records if r["task"] == t]) for t in tasks}}
 
 
-def generate(config: GenerateConfig, generator: LM, out_dir: str | Path, data_dir: str | Path | None = None,
-             on_record: Callable[[dict[str, Any]], None] | None = None,
-             on_start: Callable[[int, int], None] | None = None, shard: Shard = WHOLE) -> dict[str, Any]:
+def generate(config: GenerateConfig, lm: LM, out_dir: str | Path, data_dir: str | Path | None = None,
+             shard: Shard = WHOLE) -> dict[str, Any]:
     """Decode every selected question (of this shard) not yet in out_dir; each record is on disk before
-    the next is decoded. Records carry `item_index`, the question's position in the full list."""
-    if generator.name != config.model:
-        raise ValueError(f"config names model {config.model!r} but the generator is {generator.name!r}")
-    all_questions = select_questions(config, data_dir)
-    run = RunDir(out_dir, with_shard(config.run_config(), shard, len(all_questions)), key_field="id")
-    mine = shard.select(all_questions)
-    position = {q.id: p for p, q in mine}
-    questions = [q for _, q in mine]
-    done = run.done_keys()
-    todo = [q for q in questions if q.id not in done]
-    if on_start:
-        on_start(len(todo), len(questions) - len(todo))
-    start, new_tokens = time.perf_counter(), 0
-    requests = [TraceRequest(q.task, q.input) for q in todo]
-    for i, trace in iter_decode_traces(generator, requests, config.decode):
-        record = make_record(todo[i], trace, config)
-        record[ITEM_INDEX] = position[todo[i].id]
-        run.append(record)
-        new_tokens += trace.n_tokens
-        if on_record:
-            on_record(record)
-    seconds = time.perf_counter() - start
-    wanted = {q.id for q in questions}
-    results = results_from_records(run.config, [r for r in run.records() if r["id"] in wanted])
-    results.update({"run_dir": str(run.path),
-                    "new_traces": len(todo), "skipped_done": len(questions) - len(todo),
-                    "dropped_partial_lines": run.dropped_partial_lines, "seconds": round(seconds, 2),
-                    "new_tokens": new_tokens, "tokens_per_s": round(new_tokens / seconds, 2) if todo and seconds else None})
-    run.write_results(results)
-    return results
+    the next is decoded. Records carry `item_index`, the question's position in the full list.
+    results.json covers the selected questions (a run directory may hold more: --limit is not part of
+    the run's identity)."""
+    if lm.name != config.model:
+        raise ValueError(f"config names model {config.model!r} but the model is {lm.name!r}")
+    questions = select_questions(config, data_dir)
+    mine = {q.id for _, q in shard.select(questions)}
+    counts = {"tokens": 0, "seconds": 0.0}
+
+    def work(w: Work) -> None:
+        start = time.perf_counter()
+        requests = [TraceRequest(q.task, q.input) for q in w.todo]
+        for i, trace in iter_decode_traces(w.lm, requests, config.decode):
+            w.write(make_record(w.todo[i], trace, config))
+            counts["tokens"] += trace.n_tokens
+            w.step(1)
+        counts["seconds"] = time.perf_counter() - start
+
+    def results(cfg: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+        return results_from_records(cfg, [r for r in records if r["id"] in mine])
+
+    out = execute(config.run_config(), questions, out_dir, shard, lm, work, results, key_field="id")
+    seconds = counts["seconds"]
+    return {**out["results"], "run_dir": out["run_dir"], "new_traces": out["new_items"],
+            "skipped_done": out["skipped_done"], "dropped_partial_lines": out["dropped_partial_lines"],
+            "seconds": round(seconds, 2), "new_tokens": counts["tokens"],
+            "tokens_per_s": round(counts["tokens"] / seconds, 2) if out["new_items"] and seconds else None}

@@ -5,8 +5,7 @@ merged sharded run is recomputed by the same function), its plot, its Markdown r
 text summary its command prints. `bbm merge`, `bbm report` and the commands look kinds up here; adding
 a kind is one entry.
 
-`execute` owns the run directory (config check, resume), the shard, the progress bar with tokens/s,
-and results.json; a kind's work function only turns items into records.
+The executor that every kind runs through is backtrack/runs/executor.py.
 """
 from __future__ import annotations
 
@@ -14,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from backtrack.lm.progress import ProgressLM, progress_bar
 from backtrack.runs import compare, experiment, find, generate, pipeline, report, simulate
-from backtrack.runs.rundir import RunDir
-from backtrack.runs.shard import ITEM_INDEX, parse_shard, with_shard
+from backtrack.runs.executor import Work, execute
 
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 
@@ -46,41 +43,11 @@ def get_kind(name: str) -> RunKind:
     return KINDS[name]
 
 
-@dataclass
-class Work:
-    """What a kind's work function gets: this shard's items not yet done, the model wrapped to show
-    tokens/s, a writer that stamps each record with its item's position, and a per-item progress step."""
-    todo: list
-    lm: Any
-    write: Callable[[dict[str, Any]], None]
-    step: Callable[[int], Any]
-
-
-def execute(kind: str, config: dict[str, Any], items: Sequence[Any], out: Path, shard: str | None, lm: Any,
-            work: Callable[[Work], dict[str, Any] | None], key: Callable[[Any], str] = lambda item: item.id,
-            key_field: str = "key",
-            summary: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Run `work` over the items of this shard not yet in `out`, then write results.json (and the plot)
-    from every record of the run; returns {"run_dir", "results", "plot", **what work returned, **summary(records)}."""
+def run_kind(kind: str, config: dict[str, Any], items: Sequence[Any], out: Path, shard: str | None, lm: Any,
+             work: Callable[[Work], dict[str, Any] | None], **options: Any) -> dict[str, Any]:
+    """execute() a run of a registered kind with the kind's own results and plot functions."""
     spec = get_kind(kind)
-    part = parse_shard(shard)
-    run = RunDir(out, with_shard({**config, "kind": kind}, part, len(items)), key_field=key_field)
-    mine = part.select(items)
-    position = {key(item): p for p, item in mine}
-    done = run.done_keys()
-    todo = [item for _, item in mine if key(item) not in done]
-    bar = progress_bar(len(todo), kind)
-    shown = ProgressLM(lm, bar) if lm is not None else None
-    try:
-        extra = work(Work(todo, shown, lambda rec: run.append({**rec, ITEM_INDEX: position[rec[key_field]]}),
-                          bar.update)) or {}
-    finally:
-        bar.close()
-    records = list(run.records())
-    results = spec.results(run.config, records)
-    run.write_results(results)
-    plot = spec.plot(results, out) if spec.plot else None
-    return {"run_dir": str(out), "results": results, "plot": plot, **extra, **(summary(records) if summary else {})}
+    return execute({**config, "kind": kind}, items, out, shard, lm, work, spec.results, spec.plot, **options)
 
 
 def merge(out: Path, run_dirs: Sequence[Path]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def render_compare(r: dict) -> str:
 
 
 def render_find(r: dict) -> str:
-    head = f"{r['method']} ({r['mode']} mode) on {r['generator']}: {r['scores']['overall']['n']} traces, " \
+    head = f"{r['method']} ({r['mode']} mode) on {r['model']}: {r['scores']['overall']['n']} traces, " \
            f"{r['calls']} model calls, {r['tokens']} tokens generated, {r['seconds']} s, {r['unparsed']} unparsed answer(s)\n"
     return head + render_scores({"predictions_file": r["run_dir"], "key": "predicted_mistake_index", **r}).split("\n", 1)[1]
 

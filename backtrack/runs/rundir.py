@@ -23,6 +23,19 @@ class RunDirError(ValueError):
     pass
 
 
+# keys renamed since run directories were first written: old name -> new name (the value is the same)
+RENAMED_KEYS = {"generator": "model"}
+
+
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config.json written before a key was renamed, read under today's names (so the run resumes)."""
+    out = dict(config)
+    for old, new in RENAMED_KEYS.items():
+        if old in out and new not in out:
+            out[new] = out.pop(old)
+    return out
+
+
 def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     """'field: X in the directory, Y now' for every differing leaf (nested configs by dotted path), so a
     user can resume an older run by passing its values."""
@@ -67,7 +80,7 @@ class RunDir:
         cfg_path = self.path / CONFIG
         canonical = json.loads(json.dumps(config, sort_keys=True))
         if cfg_path.exists():
-            old = read_run_file(cfg_path)
+            old = upgrade_config(read_run_file(cfg_path))
             if old != canonical:
                 diff = config_diff(old, canonical)
                 raise RunDirError(f"{self.path} holds a run with a different config ({'; '.join(diff)}); "
