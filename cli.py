@@ -108,6 +108,18 @@ def data_export_cli(out: Path = typer.Option(..., "--out", help="Output file (tr
     typer.echo(guarded(lambda: export(out, format, test_fraction, seed, tasks or (), data_dir)))
 
 
+@data_app.command("fresh")
+def data_fresh_cli(out: Path = typer.Option(..., "--out", help="Output JSONL of questions (task, id, input, target)."),
+                   task: str = typer.Option(..., "--task", "-t", help="dyck_languages | word_sorting | multistep_arithmetic"),
+                   n: int = typer.Option(30, "--n", help="How many questions."),
+                   seed: int = typer.Option(0, "--seed", help="The same seed gives the same questions."),
+                   data_dir: Optional[Path] = DataDir) -> None:
+    """New questions with exact targets, none equal to the dataset's (use with --questions)."""
+    from bigbench_mistake.commands import fresh
+
+    typer.echo(guarded(lambda: fresh(out, task, n, seed, data_dir)))
+
+
 # ---------------------------------------------------------------- bbm rm ... (reward model / locators)
 @rm_app.command("train")
 def rm_train_cli(out: Path = typer.Option(..., "--out", help="Folder for the model (config.json + weights.safetensors)."),

@@ -4,7 +4,7 @@
 
 For each format and task: accuracy (the lenient answer extraction bbm scores with, and the
 paper's strict regex alone), how many traces end with an answer, mean steps and tokens, seconds.
-Both formats write "Thought N:" steps scored the same way (backtrack/chat_format.py); the better
+Both formats write "Thought N:" steps scored the same way (backtrack/lm/chat_format.py); the better
 one is the default of --prompt-format.
 """
 from __future__ import annotations

@@ -63,3 +63,17 @@ def export(out: Path, format: str, test_fraction: float, seed: int, tasks: Seque
     dd = hf_split(traces, test_fraction, seed)
     dd.save_to_disk(str(out))
     return f"wrote DatasetDict train={len(dd['train'])} test={len(dd['test'])} (seed {seed}) to {out}"
+
+
+def fresh(out: Path, task: str, n: int, seed: int, data_dir: Path | None) -> str:
+    """bbm data fresh: new questions of a task whose targets can be computed (bigbench_mistake/fresh.py)."""
+    import json
+
+    from bigbench_mistake.fresh import fresh_questions
+
+    output_file(out)
+    questions = fresh_questions(task, n, seed, data_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps({"task": q.task, "id": q.id, "input": q.input, "target": q.target},
+                                      ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
+    return f"wrote {len(questions)} new {task} questions (seed {seed}) to {out}"

@@ -79,3 +79,10 @@ def test_empty_inputs_and_folder_outputs_are_refused_with_a_message(tmp_path):
     assert r.exit_code == 1 and "is a folder" in r.output
     r = runner.invoke(app, ["data", "export", "--out", str(tmp_path)])
     assert r.exit_code == 1 and "is a folder" in r.output
+
+
+def test_a_run_directory_from_before_the_rename_resumes(tmp_path):
+    old = {"kind": "find", "command": "find", "generator": "gemma-3-270m@float32", "n_traces": 3}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    new = {**{k: v for k, v in old.items() if k != "generator"}, "model": "gemma-3-270m@float32"}
+    assert RunDir(tmp_path, new).config == new

@@ -1,5 +1,5 @@
 """The transformers backend of the LM interface: any causal LM from a local folder, a hub id,
-a .gguf file, or the embedded default model (backtrack/embedded.py).
+a .gguf file, or the embedded default model (backtrack/lm/embedded.py).
 
 How it decodes (all internal; callers only see backtrack.lm.generator.LM):
 - A prompt string is always tokenised whole (`tokenizer(prompt)`, BOS included), exactly as an

@@ -4,7 +4,7 @@ One HTTP request per greedy step and per sample, every one of a call run through
 pool, so a server that batches (vLLM) or several server slots see `concurrency` requests at once. Only the stdlib is used
 (urllib + concurrent.futures): no new dependency for a handful of JSON POSTs.
 
-What the completions API gives, and how it maps onto the conventions of backtrack/generator.py:
+What the completions API gives, and how it maps onto the conventions of backtrack/lm/generator.py:
 - `stop=["\\n"]` ends a step at its first newline. The server cuts the newline out of `text` but
   llama-cpp-python and vLLM still list the token holding it in `logprobs`: the step's tokens are
   those up to and including the first token whose text contains "\\n", so `Step.logprob` includes

@@ -40,7 +40,7 @@ def step_seed(seed: int, question_id: str, sample: int, step: int) -> int:
 
 def trace_finished(step: Step) -> bool:
     """A trace ends when a step states the answer (the paper's regex), the model stops (EOS) or a
-    step hits its token cap -- the same rule as greedy decoding in backtrack/decoding.py."""
+    step hits its token cap -- the same rule as greedy decoding in backtrack/methods/decoding.py."""
     return step.stop_reason in (STOP_EOS, STOP_MAX_TOKENS) or not isinstance(take_answer(step.text), Invalid)
 
 

@@ -137,7 +137,7 @@ def _run_each(name: str, items: Sequence[Item], generator: LM,
 
 # ------------------------------------------------------------------ the strategies
 def greedy_trace(gen: LM, item: Item, config: StrategyConfig) -> tuple[list[str], str]:
-    """Steps and stop reason of the greedy step-wise trace (backtrack/decoding.py)."""
+    """Steps and stop reason of the greedy step-wise trace (backtrack/methods/decoding.py)."""
     [t] = decode_traces(gen, [TraceRequest(item.task, item.input)],
                         DecodeConfig(max_steps=config.max_steps, max_tokens=config.max_step_tokens, batch_size=1))
     return list(t.steps), t.stop_reason
@@ -208,7 +208,7 @@ def sc_weighted(items: Sequence[Item], config: StrategyConfig, generator: LM,
 def backtrack(items: Sequence[Item], config: StrategyConfig, generator: LM,
               locator: Locator | None = None) -> list[StrategyResult]:
     """Chain of thought, then the paper's backtracking at the first mistake the locator names
-    (8 samples at temperature 1, highest log-prob survivor, greedy finish; backtrack/backtracking.py)."""
+    (8 samples at temperature 1, highest log-prob survivor, greedy finish; backtrack/methods/backtracking.py)."""
     from backtrack.methods.backtracking import BacktrackConfig, Verifier, backtrack_batch
 
     if locator is None:
@@ -232,7 +232,7 @@ def backtrack(items: Sequence[Item], config: StrategyConfig, generator: LM,
 
 def least_to_most(items: Sequence[Item], config: StrategyConfig, generator: LM,
                   locator: Locator | None = None) -> list[StrategyResult]:
-    """Decomposition, one solve call per sub-question, final answer (backtrack/least_to_most.py)."""
+    """Decomposition, one solve call per sub-question, final answer (backtrack/methods/least_to_most.py)."""
 
     def solve(item: Item, gen: LM):
         r = run_least_to_most(gen, get_task(item.task), item.input, max_subquestions=config.ltm_max_subquestions,

@@ -2,7 +2,7 @@
 
 A shard `i/n` (0-based: 0/4, 1/4, 2/4, 3/4) takes the items at positions p of the full ordered item
 list with p % n == i: a stable rule that needs no coordination and spreads long and short items
-evenly. Each shard writes an ordinary run directory (backtrack/rundir.py) whose config.json is the
+evenly. Each shard writes an ordinary run directory (backtrack/runs/rundir.py) whose config.json is the
 unsharded config plus `"shard": {"index": i, "count": n, "n_items": N}`, and whose records (one
 per finished item, as RunDir keeps them) carry `item_index` = p, the item's position in the full list.
 
