@@ -53,3 +53,4 @@ def test_cli_writes_questions_that_generate_reads(tmp_path):
     assert all(json.loads(line)["target"] for line in out.read_text().splitlines())
     bad = CliRunner().invoke(app, ["data", "fresh", "--task", "logical_deduction", "--out", str(out)])
     assert bad.exit_code == 1 and "fresh questions exist for" in bad.output
+

@@ -23,6 +23,7 @@ from reward_model.locator import Locator
 
 from backtrack.lm.generator import LM
 from backtrack.runs.executor import Work, execute
+from bigbench_mistake.bootstrap import accuracy_interval, difference_interval
 from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, read_run_file, write_json
 from backtrack.lm.wrappers import CachingLM, CountingLM
 from backtrack.methods.strategies import NEEDS_LOCATOR, Item, StrategyConfig, get_strategy
@@ -128,6 +129,7 @@ def _block(rs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "n": n,
         "accuracy": round(100.0 * sum(r["correct"] for r in rs) / n, 2) if n else None,
+        "accuracy_interval": accuracy_interval([bool(r["correct"]) for r in rs]),
         "correct": sum(r["correct"] for r in rs),
         "invalid": sum(r["answer"] is None for r in rs),
         "tokens": sum(r["tokens"] for r in rs), "mean_tokens": mean("tokens"),
@@ -150,11 +152,21 @@ def summarise_compare(records: Iterable[dict[str, Any]], strategies: Sequence[st
     tasks = sorted({task for task, _ in complete})
     out: dict[str, Any] = {"strategies": list(strategies), "questions_complete": len(complete),
                            "questions_partial": len(by_key) - len(complete), "tasks": {}}
+    out["differences"] = {}
     for task in tasks:
         rows = [v for (t, _), v in complete.items() if t == task]
         out["tasks"][task] = {s: _block([v[s] for v in rows]) for s in strategies}
+        out["differences"][task] = _differences(rows, strategies)
     out["all"] = {s: _block([v[s] for v in complete.values()]) for s in strategies}
+    out["differences"]["all"] = _differences(list(complete.values()), strategies)
     return out
+
+
+def _differences(rows: list[dict[str, dict[str, Any]]], strategies: Sequence[str]) -> dict[str, Any]:
+    """'A - B': accuracy difference on the same questions, its paired 95% bootstrap interval, and whether
+    the interval leaves out 0, for every pair of strategies."""
+    return {f"{a} - {b}": difference_interval([bool(v[a]["correct"]) for v in rows], [bool(v[b]["correct"]) for v in rows])
+            for i, a in enumerate(strategies) for b in strategies[i + 1:]}
 
 
 def plot_compare(summary: dict[str, Any], path: Path) -> str | None:

@@ -11,15 +11,27 @@ def render_merge(r: dict) -> str:
             f"results recomputed in {r['out']}/results.json")
 
 
+def _interval(iv: list | None) -> str:
+    return f"[{iv[0]}, {iv[1]}]" if iv else ""
+
+
 def render_compare(r: dict) -> str:
-    head = ["strategy", "n", "accuracy %", "invalid", "tokens/q", "calls/q", "s/q", "tokens", "calls", "reused", "seconds"]
+    head = ["strategy", "n", "accuracy %", "95% interval", "invalid", "tokens/q", "calls/q", "s/q", "tokens", "calls",
+            "reused", "seconds"]
 
     def rows(block: dict) -> list[list[Any]]:
-        return [[name, b["n"], b["accuracy"], b["invalid"], b["mean_tokens"], b["mean_calls"], b["mean_seconds"],
-                 b["tokens"], b["calls"], b.get("reused_calls", 0), b["seconds"]] for name, b in block.items()]
+        return [[name, b["n"], b["accuracy"], _interval(b.get("accuracy_interval")), b["invalid"], b["mean_tokens"],
+                 b["mean_calls"], b["mean_seconds"], b["tokens"], b["calls"], b.get("reused_calls", 0), b["seconds"]]
+                for name, b in block.items()]
 
-    parts = [f"{task}\n{table(rows(block), head)}" for task, block in r["tasks"].items()]
-    parts.append(f"all tasks\n{table(rows(r['all']), head)}")
+    def diffs(task: str) -> str:
+        found = r.get("differences", {}).get(task) or {}
+        lines = [f"  {pair}: {d['difference']:+} points, 95% {_interval(d['interval'])}{' (real)' if d['real'] else ''}"
+                 for pair, d in found.items() if d]
+        return "\n" + "\n".join(lines) if lines else ""
+
+    parts = [f"{task}\n{table(rows(block), head)}{diffs(task)}" for task, block in r["tasks"].items()]
+    parts.append(f"all tasks\n{table(rows(r['all']), head)}{diffs('all')}")
     sc = {name: (b["ties"], b["invalid_samples"]) for name, b in r["all"].items() if name in ("self-consistency", "sc-weighted")}
     notes = "".join(f"\n{name}: {t} tied vote(s), {i} invalid sample answer(s) (counted, not voted)" for name, (t, i) in sc.items())
     notes += ("\nreused: calls answered from the question's shared memo (counted in tokens and calls, not paid again "
