@@ -1,10 +1,10 @@
 """Which engine runs a model: `--backend auto|llama|hf|openai` and `--model NAME|FOLDER|FILE.gguf`.
 
-- llama: llama.cpp in process (backtrack/llama_cpp_backend.py) on a GGUF file: a packaged model's
+- llama: llama.cpp in process (backtrack/lm/llama_cpp_backend.py) on a GGUF file: a packaged model's
   name (backtrack/embedded.py) or a path. The fast path on a CPU (see benchmarks/bench_backends.py).
-- hf: transformers (backtrack/hf_backend.py) on a folder, a hub id, a .gguf file (dequantised) or
+- hf: transformers (backtrack/lm/hf_backend.py) on a folder, a hub id, a .gguf file (dequantised) or
   a packaged model. The path for GPUs and for HF folders.
-- openai: an OpenAI-compatible server (backtrack/openai_backend.py).
+- openai: an OpenAI-compatible server (backtrack/lm/openai_backend.py).
 - auto: llama on a CPU when llama-cpp-python is installed and the model is a GGUF (a packaged name
   or a .gguf file); hf otherwise. Without --model, llama runs qwen2.5-coder-1.5b and hf gemma-3-270m.
 """

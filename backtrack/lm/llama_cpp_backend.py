@@ -28,7 +28,7 @@ How:
   Turning off weight repacking and flash attention did not remove Gemma's differences, so the
   defaults stay (they are faster).
 A step ends at the first token whose text holds a newline (counted; text after the newline dropped),
-at an end-of-generation token, or at max_tokens, as in every backend (backtrack/generator.py).
+at an end-of-generation token, or at max_tokens, as in every backend (backtrack/lm/generator.py).
 """
 from __future__ import annotations
 

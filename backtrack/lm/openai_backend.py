@@ -1,10 +1,11 @@
 """The LM interface over an OpenAI-compatible completions server (vLLM, llama.cpp, hosted).
 
-One HTTP request per greedy step and per sample, every one of a call run through a bounded thread
-pool, so a server that batches (vLLM) or several server slots see `concurrency` requests at once. Only the stdlib is used
-(urllib + concurrent.futures): no new dependency for a handful of JSON POSTs.
+One HTTP request per greedy step and per sample, all those of a call run through one bounded
+thread pool, so a server that batches (vLLM) or several server slots see `concurrency` requests at
+once. Only the stdlib is used (urllib + concurrent.futures): no new dependency for a handful of
+JSON POSTs.
 
-What the completions API gives, and how it maps onto the conventions of backtrack/generator.py:
+What the completions API gives, and how it maps onto the conventions of backtrack/lm/generator.py:
 - `stop=["\\n"]` ends a step at its first newline. The server cuts the newline out of `text` but
   llama-cpp-python and vLLM still list the token holding it in `logprobs`: the step's tokens are
   those up to and including the first token whose text contains "\\n", so `Step.logprob` includes
@@ -22,8 +23,9 @@ What the completions API gives, and how it maps onto the conventions of backtrac
   top-k/top-p, in raw mode gets `Step.logprob = nan` (unknown) rather than a number that means
   something else. Generating such steps is fine (self-consistency never reads log-probs); a caller
   that ranks by log-prob refuses NaN (backtracking's log-prob selection).
-- `loglikelihood` uses `echo=True` + `logprobs`: the server scores the prompt's own tokens. A server that cannot (llama.cpp started without `--logits_all true`, most hosted
-  chat-era endpoints) gets a `LogprobsUnavailable` error naming the fix, never a made-up number.
+- `loglikelihood` uses `echo=True` + `logprobs`: the server scores the prompt's own tokens. A
+  server that cannot (llama.cpp started without `--logits_all true`, most hosted chat-era
+  endpoints) gets a `LogprobsUnavailable` error naming the fix, never a made-up number.
 - Samples: one request per sample with its own seed derived from (seed, sample index)
   (`sample_seed`), so each sample is reproducible on its own, on servers that honour `seed` (vLLM,
   llama.cpp). `n` > 1 in one HTTP request is not used: llama.cpp's server ignores it.
