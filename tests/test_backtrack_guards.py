@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 
+from backtrack.lm.generator import StepRequest
 from backtrack.methods.backtracking import BacktrackConfig, Verifier, backtrack_batch, sample_seed
 from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.experiment import BacktrackRunConfig, backtrack_traces
@@ -95,7 +96,8 @@ def test_verifier_keeps_the_sample_the_locator_scores_lowest(tiny_generator, tra
     verifier = Verifier(trained_locator)
     [o] = backtrack_batch([WRONG], [1], tiny_generator, cfg, verifier=verifier)
     prompt = get_task(WRONG.task).prompt(WRONG.input, STEPS[:1])
-    samples = tiny_generator.sample_steps(prompt, 8, 1.0, sample_seed(0, WRONG.id, 1, 0), 16)
+    [samples] = tiny_generator.generate_steps([StepRequest(prompt, n=8, temperature=1.0,
+                                                           seed=sample_seed(0, WRONG.id, 1, 0), max_tokens=16)])
     # the verifier's score of each sample in place: the trained locator's score of step 1 of prefix + sample
     expected = [trained_locator.scores([WRONG.replace(steps=(STEPS[0], s.text), mistake_index=None)])[0][1]
                 for s in samples]

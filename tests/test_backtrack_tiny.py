@@ -1,4 +1,5 @@
 """Backtracking end to end with a tiny real model and the gold locator on a handmade trace."""
+from backtrack.lm.generator import StepRequest
 from backtrack.methods.backtracking import BacktrackConfig, choose_replacement, sample_seed
 from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.experiment import BacktrackRunConfig, backtrack_traces
@@ -28,7 +29,8 @@ def test_replaces_located_step_with_best_surviving_sample(tiny_generator):
     assert max(survivors, key=lambda s: s["logprob"])["text"] == r0["replacement"]
     # the samples are exactly what the generator draws for that prompt and seed
     prompt = get_task("multistep_arithmetic").prompt(WRONG.input, STEPS[:1])
-    again = tiny_generator.sample_steps(prompt, 8, 1.0, sample_seed(0, "hand-1", 1, 0), 24)
+    [again] = tiny_generator.generate_steps([StepRequest(prompt, n=8, temperature=1.0,
+                                                         seed=sample_seed(0, "hand-1", 1, 0), max_tokens=24)])
     assert [s.text for s in again] == [s["text"] for s in r0["samples"]]
     assert choose_replacement(again, STEPS[1], "logprob")[0] == [s.get("chosen") for s in r0["samples"]].index(True)
     # no mistake -> unchanged, nothing generated

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from backtrack.lm.generator import STOP_MAX_TOKENS, STOP_NEWLINE
+from backtrack.lm.generator import STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest, StepRequest
 from bigbench_mistake.tasks import get_task
 
 pytestmark = [
@@ -20,10 +20,8 @@ PROMPTS = [SPEC.prompt("((-1 + 2) * (3 - 4)) =", ()),
 
 
 @pytest.fixture(scope="module")
-def gguf(tmp_path_factory):
-    from backtrack.lm.embedded import model_gguf
-
-    return model_gguf("gemma-3-270m", tmp_path_factory.mktemp("cache"))
+def gguf(gemma_gguf):
+    return gemma_gguf
 
 
 def make(gguf, **kw):
@@ -39,12 +37,22 @@ def gen(gguf):
     g.close()
 
 
-def test_greedy_steps_are_the_same_with_and_without_reuse_and_batching(gguf, gen):
-    together = gen.greedy_steps(PROMPTS, 24)
+def greedy(g, prompts, max_tokens):
+    """The greedy step of each prompt, from one generate_steps call."""
+    return [step for [step] in g.generate_steps([StepRequest(p, max_tokens=max_tokens) for p in prompts])]
+
+
+def samples(g, prompt, n, temperature, seed, max_tokens):
+    [steps] = g.generate_steps([StepRequest(prompt, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens)])
+    return steps
+
+
+def test_greedy_requests_are_the_same_with_and_without_reuse_and_batching(gguf, gen):
+    together = greedy(gen, PROMPTS, 24)
     alone = []
     for p in PROMPTS:
         fresh = make(gguf)  # nothing cached: the whole prompt is evaluated
-        alone.append(fresh.greedy_steps([p], 24)[0])
+        alone.append(greedy(fresh, [p], 24)[0])
         fresh.close()
     assert [s.text for s in together] == [s.text for s in alone]
     assert [s.n_tokens for s in together] == [s.n_tokens for s in alone]
@@ -56,14 +64,14 @@ def test_greedy_steps_are_the_same_with_and_without_reuse_and_batching(gguf, gen
 
 def test_the_few_shot_prompt_is_evaluated_once(gguf):
     g = make(gguf)
-    g.greedy_steps(PROMPTS[:1], 4)
+    greedy(g, PROMPTS[:1], 4)
     first = g.prompt_tokens_evaluated
-    g.greedy_steps(PROMPTS[1:2], 4)  # another question of the task: only the question is new
+    greedy(g, PROMPTS[1:2], 4)  # another question of the task: only the question is new
     second = g.prompt_tokens_evaluated - first
     assert first > 1500 and second < 60
     # several new questions in one call share the prefix too (loaded in waves)
     g2 = make(gguf)
-    g2.greedy_steps(PROMPTS[:2], 4)
+    greedy(g2, PROMPTS[:2], 4)
     assert g2.prompt_tokens_evaluated < first + 60
     g.close()
     g2.close()
@@ -93,26 +101,27 @@ def test_sample_logprob_equals_a_separate_forward_pass(gen, temperature, top_k, 
 
 
 def test_seeds_reproduce_samples_and_a_sample_does_not_depend_on_n(gen):
-    a = gen.sample_steps(PROMPTS[0], 4, 1.0, 123, 16)
-    b = gen.sample_steps(PROMPTS[0], 4, 1.0, 123, 16)
-    c = gen.sample_steps(PROMPTS[0], 2, 1.0, 123, 16)
+    a = samples(gen, PROMPTS[0], 4, 1.0, 123, 16)
+    b = samples(gen, PROMPTS[0], 4, 1.0, 123, 16)
+    c = samples(gen, PROMPTS[0], 2, 1.0, 123, 16)
     assert [s.text for s in a] == [s.text for s in b]
     assert [s.text for s in a[:2]] == [s.text for s in c]
-    assert len({s.text for s in gen.sample_steps(PROMPTS[0], 8, 1.0, 5, 16)}) > 1
-    each = gen.sample_each([PROMPTS[0], PROMPTS[1]], 1.0, [123, 9], 16)
-    assert each[0].text == a[0].text
-    assert each[1].text == gen.sample_steps(PROMPTS[1], 1, 1.0, 9, 16)[0].text
+    assert len({s.text for s in samples(gen, PROMPTS[0], 8, 1.0, 5, 16)}) > 1
+    each = gen.generate_steps([StepRequest(p, temperature=1.0, seed=s, max_tokens=16)
+                               for p, s in zip(PROMPTS[:2], [123, 9])])
+    assert each[0][0].text == a[0].text
+    assert each[1][0].text == samples(gen, PROMPTS[1], 1, 1.0, 9, 16)[0].text
 
 
 def test_logprob_scores_continuations(gen):
-    yes, no = gen.logprob(PROMPTS[0], [" Let's", " zebra"])
+    yes, no = gen.loglikelihood([LoglikelihoodRequest(PROMPTS[0], " Let's"), LoglikelihoodRequest(PROMPTS[0], " zebra")])
     assert yes > no and yes < 0
 
 
 def test_a_prompt_longer_than_the_context_is_a_clear_error(gguf):
     g = make(gguf)
     with pytest.raises(ValueError, match="exceeds the context"):
-        g.greedy_steps([PROMPTS[0] + " 1 +" * 4000], 8)
+        greedy(g, [PROMPTS[0] + " 1 +" * 4000], 8)
     g.close()
 
 

