@@ -169,6 +169,8 @@ class PrefixStore:
 class HFGenerator:
     """Generator over a transformers causal LM; see the module docstring for how it decodes."""
 
+    libraries = ("torch", "transformers")  # what computes the outputs (cache keys: generator_identity)
+
     def __init__(self, model, tokenizer, name: str, prefix_cache_tokens: int = 16384):
         import torch
 
