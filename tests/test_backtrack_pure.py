@@ -56,7 +56,7 @@ def test_cache_persists_and_survives_a_cut_line(tmp_path):
     path = tmp_path / "c.jsonl"
     c = OutcomeCache(path)
     c.put("k", {"v": 1})
-    with open(path, "a") as f:
+    with open(path, "a", encoding="utf-8") as f:
         f.write('{"key": "k2", "val')
     c2 = OutcomeCache(path)
     assert c2.get("k") == {"v": 1} and c2.get("k2") is None and (c2.hits, c2.misses) == (1, 1)
