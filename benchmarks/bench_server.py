@@ -92,7 +92,7 @@ def main() -> None:
         r["speedup_vs_first"] = round(r["traces_per_minute"] / base, 2)
     print(json.dumps(out, indent=2))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n")
+        Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     if not all(r["same_traces_as_first"] for r in out["runs"]):
         sys.exit("traces differ between concurrency settings")
 

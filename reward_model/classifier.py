@@ -4,7 +4,9 @@ features of `reward_model.features`, trained on step-level examples.
 Follows TRL's pair: a frozen `TrainConfig` and a `train(traces, config)` function. Training examples
 are the steps up to the first mistake (steps before it: correct; the mistake step: wrong; later
 steps unused). The decision threshold is chosen on out-of-fold scores of the training traces only
-(inner puzzle-aware folds), maximising exact first-mistake accuracy. The fitted model is plain
+(inner puzzle-aware folds), maximising exact first-mistake accuracy; an inner fold whose training
+part lacks a class (no mistake step, or no correct one) cannot be fitted and is left out with its
+traces, which are never counted as "predicted: no mistake" (0.5 when no fold can be scored). The fitted model is plain
 arrays (vocabulary, idf, scaler, coefficients) saved as config.json + weights.safetensors; scoring
 always goes through the same numpy code, so a loaded model predicts exactly what the trained one did.
 """
@@ -21,7 +23,7 @@ import numpy as np
 from bigbench_mistake.records import Trace
 
 from .features import FEATURE_SETS, checks_fired, contexts, numeric_features, step_text
-from .locator import first_mistake
+from .locator import DEFAULT_THRESHOLD, first_mistake
 
 MODEL_KIND = "bbm-step-logreg"
 FORMAT_VERSION = 1
@@ -232,7 +234,7 @@ def _fit(traces: Sequence[Trace], feats: Sequence[TraceFeatures], config: TrainC
         texts += f.texts[:last]
         numeric += f.numeric[:last]
         labels += y
-    if len(set(labels)) < 2:
+    if not _both_classes(traces):
         raise ValueError("training needs both correct steps and mistake steps")
     vocab, idf = [], np.zeros(0)
     if config.text:
@@ -253,6 +255,12 @@ def _fit(traces: Sequence[Trace], feats: Sequence[TraceFeatures], config: TrainC
     model.coef = lr.coef_[0].astype(np.float64)
     model.intercept = float(lr.intercept_[0])
     return model
+
+
+def _both_classes(traces: Sequence[Trace]) -> bool:
+    """Do the training steps of `traces` hold a mistake step and a correct step?"""
+    labels = {y for t in traces for y in training_steps(t)[1]}
+    return labels == {0, 1}
 
 
 def group_folds(traces: Sequence[Trace], k: int, seed: int) -> list[int]:
@@ -295,19 +303,20 @@ def train(traces: Sequence[Trace], config: TrainConfig = TrainConfig(),
     if feats is None:
         feats = extract(traces, config.groups)
     folds = group_folds(traces, config.inner_folds, config.seed)
-    oof: list[list[float]] = [[] for _ in traces]
+    oof: dict[int, list[float]] = {}  # trace index -> out-of-fold step scores (traces of fitted folds only)
     for f in range(config.inner_folds):
         tr = [i for i, x in enumerate(folds) if x != f]
         te = [i for i, x in enumerate(folds) if x == f]
-        if not te or not tr:
-            continue
+        if not te or not _both_classes([traces[i] for i in tr]):
+            continue  # nothing to score, or nothing to learn one class from
         inner = _fit([traces[i] for i in tr], [feats[i] for i in tr], config)
-        for i, s in zip(te, inner.step_scores([traces[i].task for i in te], [feats[i] for i in te])):
-            oof[i] = s
+        oof.update(zip(te, inner.step_scores([traces[i].task for i in te], [feats[i] for i in te])))
     model = _fit(traces, feats, config)
-    model.threshold = choose_threshold(traces, oof)
+    scored = sorted(oof)
+    model.threshold = (choose_threshold([traces[i] for i in scored], [oof[i] for i in scored]) if scored
+                       else DEFAULT_THRESHOLD)
     model.info = {"n_traces": len(traces), "tasks": sorted({t.task for t in traces}), "seed": config.seed,
-                  "n_train_steps": sum(training_steps(t)[0] for t in traces),
+                  "threshold_traces": len(scored), "n_train_steps": sum(training_steps(t)[0] for t in traces),
                   "train_seconds": round(time.perf_counter() - t0, 2), "feature_set": config.describe()}
     return model
 

@@ -23,7 +23,7 @@ def invoke(args):
 
 def test_backtrack_resumes_to_the_same_results(tmp_path, tiny_model_dir):
     src = tmp_path / "traces.jsonl"
-    src.write_text("".join(json.dumps(t) + "\n" for t in TRACES))
+    src.write_text("".join(json.dumps(t) + "\n" for t in TRACES), encoding="utf-8")
 
     def args(out, cache):
         return ["backtrack", "--locator", "gold", "--traces", str(src), "--model", str(tiny_model_dir),
@@ -36,8 +36,8 @@ def test_backtrack_resumes_to_the_same_results(tmp_path, tiny_model_dir):
     # An interrupted run: two finished records, a third cut mid-line, no results.json.
     part = tmp_path / "part"
     invoke(args(part, tmp_path / "c2"))
-    lines = (part / "samples.jsonl").read_text().splitlines(keepends=True)
-    (part / "samples.jsonl").write_text("".join(lines[:2]) + lines[2][:40])
+    lines = (part / "samples.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (part / "samples.jsonl").write_text("".join(lines[:2]) + lines[2][:40], encoding="utf-8")
     (part / "results.json").unlink()
     resumed = json.loads(invoke(args(part, tmp_path / "c3")).stdout)  # fresh cache: really recomputed
 
@@ -46,8 +46,8 @@ def test_backtrack_resumes_to_the_same_results(tmp_path, tiny_model_dir):
             {k: v for k, v in o.items() if k not in ("seconds", "cached")} for o in json.loads(x)["rounds"]]}
             for x in rs]
 
-    a = sorted(strip((tmp_path / "full" / "samples.jsonl").read_text().splitlines()), key=lambda r: r["id"])
-    b = sorted(strip((part / "samples.jsonl").read_text().splitlines()), key=lambda r: r["id"])
+    a = sorted(strip((tmp_path / "full" / "samples.jsonl").read_text(encoding="utf-8").splitlines()), key=lambda r: r["id"])
+    b = sorted(strip((part / "samples.jsonl").read_text(encoding="utf-8").splitlines()), key=lambda r: r["id"])
     assert a == b
     drop = lambda res: {k: {kk: vv for kk, vv in v.items() if kk != "seconds"} for k, v in res.items() if k != "tasks"}  # noqa: E731
     assert drop(resumed["results"]) == drop(full["results"])
@@ -63,7 +63,7 @@ def test_backtrack_resumes_to_the_same_results(tmp_path, tiny_model_dir):
 def test_pipeline_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
     qs = tmp_path / "q.jsonl"
     qs.write_text("".join(json.dumps({"task": "multistep_arithmetic", "id": f"q{i}", "input": f"{i} + 3 =",
-                                      "target": str(i + 3)}) + "\n" for i in range(4)))
+                                      "target": str(i + 3)}) + "\n" for i in range(4)), encoding="utf-8")
 
     def pipe(out, cache, *extra):
         return invoke(["pipeline", "--questions", str(qs), "--locator", "random", "--model", str(tiny_model_dir),
@@ -78,17 +78,17 @@ def test_pipeline_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
 
     def rows(d):
         return [{k: v for k, v in r.items() if k not in ("seconds", "rounds", "generation")}
-                for r in map(json.loads, (d / "samples.jsonl").read_text().splitlines())]
+                for r in map(json.loads, (d / "samples.jsonl").read_text(encoding="utf-8").splitlines())]
 
     assert rows(tmp_path / "merged") == sorted(rows(tmp_path / "whole"), key=lambda r: r["item_index"])
-    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text(encoding="utf-8"))
     assert merged["overall"]["accuracy_after"] == whole["results"]["overall"]["accuracy_after"]
     assert merged["overall"]["tokens"] == whole["results"]["overall"]["tokens"]
 
 
 def test_backtrack_with_a_prompt_based_finder_on_the_same_model(tmp_path, tiny_model_dir):
     src = tmp_path / "traces.jsonl"
-    src.write_text("".join(json.dumps(t) + "\n" for t in TRACES[:2]))
+    src.write_text("".join(json.dumps(t) + "\n" for t in TRACES[:2]), encoding="utf-8")
     out = json.loads(invoke(["backtrack", "--locator", "prompt:direct-step", "--traces", str(src), "--model",
                              str(tiny_model_dir), "--dtype", "float32", "--cache-dir", str(tmp_path / "c"),
                              "--out", str(tmp_path / "run"), "--max-steps", "5", "--max-step-tokens", "16",

@@ -39,14 +39,15 @@ def test_configs_validate():
 
 def test_seed_and_cache_key_change_with_every_argument():
     t = Trace("word_sorting", "w1", "b a", ("s1", "s2"), "a b", "a b", 1)
-    base = outcome_key(t, 1, 0, "gen", BacktrackConfig().sampling_key())
-    assert base == outcome_key(t, 1, 0, "gen", BacktrackConfig().sampling_key())
-    others = [outcome_key(t, 0, 0, "gen", BacktrackConfig().sampling_key()),
-              outcome_key(t, 1, 1, "gen", BacktrackConfig().sampling_key()),
-              outcome_key(t, 1, 0, "gen2", BacktrackConfig().sampling_key()),
-              outcome_key(t, 1, 0, "gen", BacktrackConfig(seed=1).sampling_key()),
-              outcome_key(t, 1, 0, "gen", BacktrackConfig(temperature=0.7).sampling_key()),
-              outcome_key(t.replace(steps=("s1", "s3")), 1, 0, "gen", BacktrackConfig().sampling_key())]
+    gen, gen2 = {"name": "gen"}, {"name": "gen2"}
+    base = outcome_key(t, 1, 0, gen, BacktrackConfig().sampling_key())
+    assert base == outcome_key(t, 1, 0, gen, BacktrackConfig().sampling_key())
+    others = [outcome_key(t, 0, 0, gen, BacktrackConfig().sampling_key()),
+              outcome_key(t, 1, 1, gen, BacktrackConfig().sampling_key()),
+              outcome_key(t, 1, 0, gen2, BacktrackConfig().sampling_key()),
+              outcome_key(t, 1, 0, gen, BacktrackConfig(seed=1).sampling_key()),
+              outcome_key(t, 1, 0, gen, BacktrackConfig(temperature=0.7).sampling_key()),
+              outcome_key(t.replace(steps=("s1", "s3")), 1, 0, gen, BacktrackConfig().sampling_key())]
     assert base not in others and len(set(others)) == len(others)
     assert sample_seed(0, "w1", 1, 0) != sample_seed(0, "w1", 2, 0)
 
@@ -55,7 +56,7 @@ def test_cache_persists_and_survives_a_cut_line(tmp_path):
     path = tmp_path / "c.jsonl"
     c = OutcomeCache(path)
     c.put("k", {"v": 1})
-    with open(path, "a") as f:
+    with open(path, "a", encoding="utf-8") as f:
         f.write('{"key": "k2", "val')
     c2 = OutcomeCache(path)
     assert c2.get("k") == {"v": 1} and c2.get("k2") is None and (c2.hits, c2.misses) == (1, 1)

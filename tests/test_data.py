@@ -50,7 +50,7 @@ def test_logical_deduction_groups_share_statements(traces):
 
 def write(tmp_path, lines):
     p = tmp_path / "mine.jsonl"
-    p.write_text("\n".join(lines) + "\n")
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return p
 
 

@@ -11,7 +11,7 @@ runner = CliRunner()
 def test_two_generate_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
     qs = tmp_path / "q.jsonl"
     qs.write_text("".join(json.dumps({"task": "multistep_arithmetic", "id": f"q{i}", "input": f"{i} + 2 =",
-                                      "target": str(i + 2)}) + "\n" for i in range(5)))
+                                      "target": str(i + 2)}) + "\n" for i in range(5)), encoding="utf-8")
 
     def gen(out, *extra):
         r = runner.invoke(app, ["generate", "--questions", str(qs), "--model", str(tiny_model_dir), "--dtype", "float32",
@@ -26,11 +26,11 @@ def test_two_generate_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir
 
     def records(d):
         return [{k: v for k, v in json.loads(x).items() if k != "generation"} | {"tokens": json.loads(x)["generation"]["tokens"]}
-                for x in (d / "samples.jsonl").read_text().splitlines()]
+                for x in (d / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
 
     whole = sorted(records(tmp_path / "whole"), key=lambda r: r["item_index"])
     assert records(tmp_path / "merged") == whole
-    assert json.loads((tmp_path / "merged" / "config.json").read_text()) == \
-        json.loads((tmp_path / "whole" / "config.json").read_text())
-    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
-    assert merged["overall"] == json.loads((tmp_path / "whole" / "results.json").read_text())["overall"]
+    assert json.loads((tmp_path / "merged" / "config.json").read_text(encoding="utf-8")) == \
+        json.loads((tmp_path / "whole" / "config.json").read_text(encoding="utf-8"))
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text(encoding="utf-8"))
+    assert merged["overall"] == json.loads((tmp_path / "whole" / "results.json").read_text(encoding="utf-8"))["overall"]

@@ -14,7 +14,7 @@ QUESTIONS = [{"task": "multistep_arithmetic", "id": f"q{i}", "input": f"{i} + 1 
 
 
 def write_questions(path, rows=QUESTIONS):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
 
@@ -27,7 +27,7 @@ def test_generate_writes_valid_records_and_resumes(tiny_generator, tmp_path):
     assert first["new_traces"] == 2 and first["overall"]["traces"] == 2
     traces, issues = read_traces(out / "samples.jsonl", default_task=None, known_tasks=KNOWN_TASKS)
     assert issues == [] and [t.id for t in sorted(traces, key=lambda t: t.id)] == ["q0", "q1"]
-    rec = json.loads((out / "samples.jsonl").read_text().splitlines()[0])
+    rec = json.loads((out / "samples.jsonl").read_text(encoding="utf-8").splitlines()[0])
     g = rec["generation"]
     assert g["model"] == tiny_generator.name and g["seed"] == 1 and g["tokens"] == sum(g["step_tokens"]) > 0
     assert g["stop_reason"] in ("answer", "step_cap", "token_cap", "eos") and len(g["step_logprobs"]) == len(rec["steps"])
@@ -36,9 +36,9 @@ def test_generate_writes_valid_records_and_resumes(tiny_generator, tmp_path):
     more = generate(GenerateConfig(model=tiny_generator.name, questions=str(qfile), limit=4, seed=1,
                                    decode=DecodeConfig(max_steps=3, max_tokens=12, batch_size=2)), tiny_generator, out)
     assert more["new_traces"] == 2 and more["skipped_done"] == 2 and more["overall"]["traces"] == 4
-    lines = (out / "samples.jsonl").read_text().splitlines()
-    assert len(lines) == 4 and lines[:2] == (out / "samples.jsonl").read_text().splitlines()[:2]
-    assert json.loads((out / "results.json").read_text())["overall"]["traces"] == 4
+    lines = (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4 and lines[:2] == (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()[:2]
+    assert json.loads((out / "results.json").read_text(encoding="utf-8"))["overall"]["traces"] == 4
     # a different decoding config for the same directory is refused
     with pytest.raises(ValueError, match="different config"):
         generate(GenerateConfig(model=tiny_generator.name, questions=str(qfile), seed=2,
@@ -62,7 +62,7 @@ def test_cli_generate_and_validate(tiny_model_dir, tmp_path):
 def test_bad_question_file_names_line_and_field(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(QUESTIONS[0]) + "\n" + json.dumps({"task": "nope", "input": "x", "target": "1"}) + "\n"
-                   + json.dumps({"task": "word_sorting", "input": 3, "target": "a"}) + "\n{oops\n")
+                   + json.dumps({"task": "word_sorting", "input": 3, "target": "a"}) + "\n{oops\n", encoding="utf-8")
     with pytest.raises(DataError) as e:
         read_questions(bad)
     text = str(e.value)

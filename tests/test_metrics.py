@@ -58,12 +58,14 @@ def test_cli_stats_json():
 def test_cli_score_gold_and_null(tmp_path):
     traces = load_all()
     gold = tmp_path / "gold.jsonl"
-    gold.write_text("".join(json.dumps({"id": t.id, "mistake_index": t.mistake_index}) + "\n" for t in traces))
+    gold.write_text("".join(json.dumps({"id": t.id, "mistake_index": t.mistake_index}) + "\n" for t in traces),
+                    encoding="utf-8")
     r = runner.invoke(app, ["data", "score", str(gold), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["scores"]["overall"]["accuracy_overall"] == 100.0
     null = tmp_path / "null.jsonl"
-    null.write_text("".join(json.dumps({"id": t.id, "predicted_mistake_index": None}) + "\n" for t in traces))
+    null.write_text("".join(json.dumps({"id": t.id, "predicted_mistake_index": None}) + "\n" for t in traces),
+                    encoding="utf-8")
     out = json.loads(runner.invoke(app, ["data", "score", str(null), "--json"]).output)
     assert out["scores"]["overall"] == out["baselines"]["always_null"]["overall"]
 
@@ -73,19 +75,19 @@ def test_cli_validate_three_errors(tmp_path):
             "target": "a b", "mistake_index": None}
     p = tmp_path / "bad.jsonl"
     p.write_text("\n".join([json.dumps(good), "{broken", json.dumps({k: v for k, v in good.items() if k != "steps"}),
-                            json.dumps({**good, "mistake_index": 7})]) + "\n")
+                            json.dumps({**good, "mistake_index": 7})]) + "\n", encoding="utf-8")
     r = runner.invoke(app, ["data", "validate", str(p)])
     assert r.exit_code == 1
     assert f"{p}:2:" in r.output and f"{p}:3: field 'steps'" in r.output and f"{p}:4: field 'mistake_index'" in r.output
     assert "1 valid record(s), 3 error(s)" in r.output
     ok = tmp_path / "ok.jsonl"
-    ok.write_text(json.dumps(good) + "\n")
+    ok.write_text(json.dumps(good) + "\n", encoding="utf-8")
     assert runner.invoke(app, ["data", "validate", str(ok)]).exit_code == 0
 
 
 def test_cli_bad_prediction_file_is_a_clear_error(tmp_path):
     p = tmp_path / "p.jsonl"
-    p.write_text(json.dumps({"id": "word_sorting-0000", "predicted_mistake_index": 99}) + "\n")
+    p.write_text(json.dumps({"id": "word_sorting-0000", "predicted_mistake_index": 99}) + "\n", encoding="utf-8")
     r = runner.invoke(app, ["data", "score", str(p)])
     assert r.exit_code == 1 and f"{p}:1: field 'predicted_mistake_index'" in r.output
 
@@ -94,5 +96,5 @@ def test_cli_export_trl(tmp_path):
     out = tmp_path / "trl.jsonl"
     r = runner.invoke(app, ["data", "export", "--format", "trl", "--out", str(out), "-t", "word_sorting"])
     assert r.exit_code == 0, r.output
-    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 300 and set(rows[0]) >= {"prompt", "completions", "labels"}

@@ -172,7 +172,7 @@ def test_bbm_generate_through_the_server_and_resume(server, tmp_path):
             "--limit", "1", "--max-steps", "1", "--max-step-tokens", "6", "--out", str(out), "--json"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    (record,) = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    (record,) = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     gen = record["generation"]
     assert gen["model"] == f"openai:{ALIAS}:logprobs=raw" and len(record["steps"]) == 1
     assert 1 <= gen["step_tokens"][0] <= 6 and gen["step_logprobs"][0] < 0

@@ -159,7 +159,7 @@ def test_save_load_round_trip(small_model, tmp_path):
     assert a == b
     loc = make_locator(f"trained:{tmp_path / 'm'}")
     assert locate(loc, ts, loc.threshold) == [first_mistake(s, model.threshold) for s in a]
-    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
     assert meta["feature_set"] == "features=all"
 
 
@@ -200,10 +200,11 @@ def test_cli_train_and_locate(tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["feature_set"] == "features=all"
     src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps(t.to_record()) + "\n" for t in load_task("multistep_arithmetic")[:30]))
+    src.write_text("".join(json.dumps(t.to_record()) + "\n" for t in load_task("multistep_arithmetic")[:30]),
+                   encoding="utf-8")
     r = runner.invoke(app, ["rm", "locate", str(src), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "p.jsonl"), "--json"])
     assert r.exit_code == 0, r.output
-    rows = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 30 and all(len(x["step_scores"]) == len(x["steps"]) for x in rows)
     r = runner.invoke(app, ["rm", "locate", str(src), "--locator", "gold", "--out", str(tmp_path / "g.jsonl"), "--json"])
     assert json.loads(r.output)["scores_against_file_labels"]["overall"]["accuracy_overall"] == 100.0

@@ -26,7 +26,7 @@ def strip_seconds(x):
 
 
 def rows(d):
-    return [strip_seconds(r) for r in map(json.loads, (d / "samples.jsonl").read_text().splitlines())]
+    return [strip_seconds(r) for r in map(json.loads, (d / "samples.jsonl").read_text(encoding="utf-8").splitlines())]
 
 
 def whole_and_merged(tmp_path, command, n=2):
@@ -36,9 +36,10 @@ def whole_and_merged(tmp_path, command, n=2):
     invoke(["merge", *(str(tmp_path / f"s{i}") for i in reversed(range(n))), "--out", str(tmp_path / "merged")])
     whole, merged = tmp_path / "whole", tmp_path / "merged"
     assert rows(merged) == sorted(rows(whole), key=lambda r: r["item_index"])
-    assert json.loads((merged / "config.json").read_text()) == json.loads((whole / "config.json").read_text())
-    assert strip_seconds(json.loads((merged / "results.json").read_text())) == \
-        strip_seconds(json.loads((whole / "results.json").read_text()))
+    assert json.loads((merged / "config.json").read_text(encoding="utf-8")) == \
+        json.loads((whole / "config.json").read_text(encoding="utf-8"))
+    assert strip_seconds(json.loads((merged / "results.json").read_text(encoding="utf-8"))) == \
+        strip_seconds(json.loads((whole / "results.json").read_text(encoding="utf-8")))
     return whole, merged
 
 
@@ -58,7 +59,7 @@ def test_simulate_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
 def test_compare_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
     q = tmp_path / "q.jsonl"
     q.write_text("".join(json.dumps({"task": "multistep_arithmetic", "id": f"q{i}", "input": f"({i} + 2) =",
-                                     "target": str(i + 2)}) + "\n" for i in range(3)))
+                                     "target": str(i + 2)}) + "\n" for i in range(3)), encoding="utf-8")
 
     def compare(out, cache, *extra):
         invoke(["compare", "--strategies", "cot,self-consistency", "--sc-samples", "2", "--questions", str(q), "--max-steps", "2",
@@ -66,7 +67,7 @@ def test_compare_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
 
     whole, merged = whole_and_merged(tmp_path, compare, n=3)
     assert len(rows(whole)) == 6  # (question, strategy) pairs are the sharded items
-    assert json.loads((merged / "results.json").read_text())["questions_complete"] == 3
+    assert json.loads((merged / "results.json").read_text(encoding="utf-8"))["questions_complete"] == 3
     assert (merged / "accuracy_vs_tokens.png").is_file()
 
 
@@ -76,4 +77,4 @@ def test_find_shards_merge_to_the_unsharded_run(tmp_path, tiny_model_dir):
                 "--limit", "2", "--model", str(tiny_model_dir), "--dtype", "float32", "--out", str(out), *extra])
 
     whole, _ = whole_and_merged(tmp_path, find)
-    assert json.loads((whole / "results.json").read_text())["scores"]["overall"]["n"] == 4
+    assert json.loads((whole / "results.json").read_text(encoding="utf-8"))["scores"]["overall"]["n"] == 4

@@ -147,12 +147,12 @@ def test_compare_run_dir_resumes(gen, tmp_path):
     block = out["tasks"]["multistep_arithmetic"]
     assert set(block) == set(strategies) and all(b["n"] == 2 and b["calls"] > 0 for b in block.values())
     assert (tmp_path / "run" / "accuracy_vs_tokens.png").stat().st_size > 0
-    lines = (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
+    lines = (tmp_path / "run" / "samples.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 6
     counter = CountingLM(gen)
     again = run_compare(ITEMS, strategies, cfg, counter, tmp_path / "run")
     assert counter.calls == 0 and again["all"] == out["all"]  # resumed: nothing recomputed
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["all"] == out["all"]
+    assert json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))["all"] == out["all"]
     from backtrack.runs.compare import summarise_run_dir
 
     assert summarise_run_dir(tmp_path / "run")["all"] == out["all"]  # --summary-only: reads, runs nothing
@@ -185,7 +185,8 @@ def test_compare_generates_shared_calls_once(gen, tmp_path):
     spy = Recorder(gen)
     run_compare(ITEMS[:1], ["cot", "backtrack", "self-consistency", "sc-weighted"], cfg, spy, tmp_path / "run",
                 locator_spec="random", make_locator=lambda g: RandomLocator(seed=0))
-    rows = {r["strategy"]: r for r in map(json.loads, (tmp_path / "run" / "samples.jsonl").read_text().splitlines())}
+    lines = (tmp_path / "run" / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = {r["strategy"]: r for r in map(json.loads, lines)}
     assert rows["cot"]["reused_calls"] == 0 and rows["self-consistency"]["reused_calls"] == 0
     assert rows["backtrack"]["reused_calls"] >= 1 and rows["backtrack"]["original_steps"] == rows["cot"]["steps"]
     assert rows["sc-weighted"]["samples"] == rows["self-consistency"]["samples"]
@@ -208,7 +209,7 @@ def test_find_scores_with_foundation_metrics(gen, tmp_path):
     out = run_find(traces, FinderConfig("direct-trace", "logprob"), gen, tmp_path / "find")
     assert out["scores"]["overall"]["n"] == len(traces) and out["scores"]["overall"]["missing"] == 0
     assert "always_null" in out["baselines"] and out["calls"] == len(traces)
-    rows = [json.loads(x) for x in (tmp_path / "find" / "samples.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (tmp_path / "find" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {r["id"] for r in rows} == {t.id for t in traces}
     assert all(r["mode"] == "logprob" for r in rows)
 
@@ -230,7 +231,8 @@ def test_cli_compare_and_find(tiny_model_dir, tmp_path):
 
     runner = CliRunner()
     q = tmp_path / "q.jsonl"
-    q.write_text(json.dumps({"task": "multistep_arithmetic", "id": "a", "input": "(1 + 2) =", "target": "3"}) + "\n")
+    q.write_text(json.dumps({"task": "multistep_arithmetic", "id": "a", "input": "(1 + 2) =", "target": "3"}) + "\n",
+                 encoding="utf-8")
     common = ["--model", str(tiny_model_dir), "--dtype", "float32"]
     res = runner.invoke(app, ["compare", "--strategies", "cot", "--questions", str(q), "--max-steps", "2",
                               "--max-step-tokens", "12", "--out", str(tmp_path / "c"), *common])

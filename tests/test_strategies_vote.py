@@ -117,12 +117,12 @@ def test_config_validation_and_registry():
 def test_read_questions_reports_file_line_field(tmp_path):
     p = tmp_path / "q.jsonl"
     p.write_text('{"task": "word_sorting", "input": "b a", "target": "a b"}\n{"task": "x", "input": "1", "target": "1"}\n'
-                 '{"task": "word_sorting", "input": 3, "target": "a"}\n')
+                 '{"task": "word_sorting", "input": 3, "target": "a"}\n', encoding="utf-8")
     with pytest.raises(DataError) as e:
         read_questions(p)
     text = str(e.value)
     assert f"{p}:2: field 'task'" in text and f"{p}:3: field 'input'" in text
-    p.write_text('{"task": "word_sorting", "input": "b a", "target": "a b"}\n')
+    p.write_text('{"task": "word_sorting", "input": "b a", "target": "a b"}\n', encoding="utf-8")
     assert read_questions(p)[0].id == "word_sorting-0000"
 
 

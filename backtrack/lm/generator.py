@@ -27,10 +27,10 @@ Conventions shared by every backend:
 from __future__ import annotations
 
 import hashlib
-
 import math
 from dataclasses import KW_ONLY, dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from functools import lru_cache
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS = "newline", "eos", "max_tokens"
 
@@ -62,6 +62,29 @@ class RawStep:
 
     def to_step(self) -> Step:
         return Step(self.text, float(sum(self.token_logprobs)), len(self.token_ids), self.stop_reason)
+
+
+def generator_identity(generator: Any) -> dict[str, Any]:
+    """What decides a generator's outputs besides the arguments of a call, for cache keys: its full
+    name (wrappers such as +chat included), the device it computes on and the versions of the
+    libraries that compute (a backend lists them in `libraries`; wrappers are seen through `inner`).
+    A server's hardware and software are not known here: its name is all there is."""
+    inner = generator
+    while hasattr(inner, "inner"):
+        inner = inner.inner
+    device = getattr(inner, "device", None)
+    return {"name": generator.name, "device": "" if device is None else str(device),
+            "libraries": {lib: _installed(lib) for lib in getattr(inner, "libraries", ())}}
+
+
+@lru_cache(maxsize=None)
+def _installed(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def check_context(n_prompt: int, max_tokens: int, context: int | None, source: str) -> None:

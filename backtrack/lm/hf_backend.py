@@ -60,7 +60,7 @@ class ModelConfig:
 
 def cpu_has_native_bf16() -> bool:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
         return False
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
@@ -167,6 +167,8 @@ class PrefixStore:
 
 class HFGenerator:
     """The LM interface over a transformers causal LM; see the module docstring for how it decodes."""
+
+    libraries = ("torch", "transformers")  # what computes the outputs (cache keys: generator_identity)
 
     def __init__(self, model, tokenizer, name: str, prefix_cache_tokens: int = 16384):
         import torch

@@ -19,14 +19,27 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from transformers.cache_utils import (
-    DYNAMIC_LAYER_TYPE_MAPPING,
-    Cache,
-    DynamicCache,
-    DynamicLayer,
-    DynamicSlidingWindowLayer,
-    get_layer_types_and_kwargs,
-)
+
+# The transformers versions this module was tested with; pyproject.toml pins the same range
+# (tests/test_transformers_pin.py keeps the two equal). The imports below are transformers internals,
+# which move between minor releases.
+SUPPORTED_TRANSFORMERS = ">=5.24,<5.25"
+
+try:
+    from transformers.cache_utils import (
+        DYNAMIC_LAYER_TYPE_MAPPING,
+        Cache,
+        DynamicCache,
+        DynamicLayer,
+        DynamicSlidingWindowLayer,
+        get_layer_types_and_kwargs,
+    )
+except ImportError as e:
+    from importlib.metadata import version
+
+    raise ImportError(f"bbm's KV cache needs transformers{SUPPORTED_TRANSFORMERS}, but transformers "
+                      f"{version('transformers')} is installed ({e}); install a supported version: "
+                      f"pip install 'transformers{SUPPORTED_TRANSFORMERS}'") from e
 
 HEADROOM = 256  # tokens of free space added on reallocation (a step is at most a few dozen tokens)
 # PyTorch's CPU attention kernel sums keys in blocks of 512 counted from the first key it is given.

@@ -136,6 +136,8 @@ class _Stream:
 
 
 class LlamaCppGenerator:
+    libraries = ("llama_cpp_python",)  # what computes the outputs (cache keys: generator_identity)
+
     def __init__(self, config: LlamaCppConfig):
         import os
 
@@ -170,6 +172,8 @@ class LlamaCppGenerator:
         self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
         self.n_ctx = ll.llama_n_ctx(self.ctx)
         self.threads = threads
+        # the default model params offload every layer when the build can (a CUDA/Metal wheel)
+        self.device = "gpu" if ll.llama_supports_gpu_offload() else "cpu"
         self.batch = ll.llama_batch_init(max(config.n_batch, config.n_seq_max), 0, 1)
         self._pieces = [self._piece(t) for t in range(self.n_vocab)]
         self._newline = np.array([b"\n" in p for p in self._pieces])

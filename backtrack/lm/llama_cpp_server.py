@@ -72,7 +72,7 @@ class LlamaCppServer:
         raise TimeoutError(f"llama_cpp.server not ready after {self.ready_timeout_s:.0f} s:\n{self.tail()}")
 
     def tail(self, n: int = 20) -> str:
-        return "\n".join(Path(self._log.name).read_text(errors="replace").splitlines()[-n:])
+        return "\n".join(Path(self._log.name).read_text(errors="replace", encoding="utf-8").splitlines()[-n:])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -131,6 +131,9 @@ def sample_seed(seed: int, index: int) -> int:
 class OpenAIGenerator:
     """The LM interface (backtrack/lm/generator.py) over POST {base_url}/completions."""
 
+    device = "server"  # the server's hardware and software are not known here (generator_identity)
+    libraries = ()
+
     def __init__(self, config: OpenAIConfig, sleep: Callable[[float], None] = time.sleep):
         self.config = config
         # The model and what the log-probs mean change results; the URL, concurrency and retries do

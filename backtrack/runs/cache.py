@@ -1,8 +1,11 @@
 """A persistent cache of backtracking outcomes, keyed by everything that decides them.
 
 Backtracking one trace at one location with one seed is deterministic, so its outcome is stored
-under a key made of the trace (id, input, steps), the location, the round, the generator's name
-and every sampling setting. `bbm simulate` sweeps many reward-model accuracies over the same
+under a key made of the trace (id, input, steps), the location, the round, every sampling setting,
+the generator's identity (full name, device, versions of the libraries that compute it:
+backtrack.lm.generator.generator_identity) and a hash of the task's prompt for the question
+(few-shot examples and question format): an outcome computed on a CPU is not reused on CUDA, nor
+after a prompt or library change. Entries keyed otherwise (older bbm) simply never match. `bbm simulate` sweeps many reward-model accuracies over the same
 traces; with this cache each (trace, location) pair is paid for once across the sweep and across
 repeated runs. The file is append-only JSONL: an interrupted write loses at most the last entry.
 """
@@ -12,16 +15,20 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from bigbench_mistake.records import Trace
+from bigbench_mistake.tasks import get_task
 
 
-def outcome_key(trace: Trace, location: int | None, round_index: int, generator_name: str,
+def outcome_key(trace: Trace, location: int | None, round_index: int, generator: Mapping[str, Any],
                 sampling: dict[str, Any]) -> str:
+    """`generator`: the generator's identity (generator_identity)."""
+    prompt = get_task(trace.task).prompt(trace.input)
     payload = {
         "id": trace.id, "task": trace.task, "input": trace.input, "steps": list(trace.steps),
-        "location": location, "round": round_index, "generator": generator_name, "sampling": sampling,
+        "location": location, "round": round_index, "generator": dict(generator), "sampling": sampling,
+        "prompt_sha256": hashlib.sha256(prompt.encode("utf-8")).hexdigest(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -38,7 +45,9 @@ class OutcomeCache:
                         entry = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a write cut short; the entry is simply recomputed
-                    self.entries[entry["key"]] = entry["value"]
+                    # anything but {"key": ..., "value": {...}} is not an entry of ours: it is skipped
+                    if isinstance(entry, dict) and isinstance(entry.get("key"), str) and isinstance(entry.get("value"), dict):
+                        self.entries[entry["key"]] = entry["value"]
 
     def get(self, key: str) -> dict[str, Any] | None:
         value = self.entries.get(key)

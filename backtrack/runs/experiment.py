@@ -16,7 +16,7 @@ from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import BacktrackConfig, Outcome, Verifier, backtrack_batch
 from backtrack.runs.cache import OutcomeCache, outcome_key
-from backtrack.lm.generator import LM
+from backtrack.lm.generator import LM, generator_identity
 
 LABEL_READING_LOCATORS = ("gold", "simulated")  # they read the dataset's label, valid for the original trace only
 TEXT_READING_LOCATORS = ("trained", "prompt")  # they judge any text, so they can also verify replacements
@@ -98,7 +98,8 @@ def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None
     sampling = config.sampling_key()
     if config.needs_verifier and verifier is not None:
         sampling["verifier"] = verifier.name  # another verifier keeps or rejects other samples
-    keys = [outcome_key(t, loc, round_index, generator.name, sampling) for t, loc in zip(traces, locations)]
+    identity = generator_identity(generator)
+    keys = [outcome_key(t, loc, round_index, identity, sampling) for t, loc in zip(traces, locations)]
     found = [cache.get(k) if loc is not None else None for k, loc in zip(keys, locations)]
     todo = [i for i, (f, loc) in enumerate(zip(found, locations)) if f is None]
     fresh = backtrack_batch([traces[i] for i in todo], [locations[i] for i in todo], generator, config,
