@@ -50,7 +50,7 @@ def test_cli_writes_questions_that_generate_reads(tmp_path):
     r = CliRunner().invoke(app, ["data", "fresh", "--task", "word_sorting", "--n", "5", "--seed", "2", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert read_questions(out) == fresh_questions("word_sorting", 5, seed=2)
-    assert all(json.loads(line)["target"] for line in out.read_text().splitlines())
+    assert all(json.loads(line)["target"] for line in out.read_text(encoding="utf-8").splitlines())
     bad = CliRunner().invoke(app, ["data", "fresh", "--task", "logical_deduction", "--out", str(out)])
     assert bad.exit_code == 1 and "fresh questions exist for" in bad.output
 

@@ -64,13 +64,13 @@ def test_a_changed_config_names_each_field_with_both_values(tmp_path):
         assert "backtrack.max_steps: 64 in the directory, 40 now" in str(e)
     else:
         raise AssertionError("a different config was accepted")
-    assert RunDir(tmp_path, json.loads((tmp_path / "config.json").read_text())).config == old  # same values resume
+    assert RunDir(tmp_path, json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))).config == old  # same values resume
 
 
 def test_empty_inputs_and_folder_outputs_are_refused_with_a_message(tmp_path):
     runner = CliRunner()
     empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
+    empty.write_text("", encoding="utf-8")
     r = runner.invoke(app, ["generate", "--questions", str(empty), "--out", str(tmp_path / "g")])
     assert r.exit_code == 1 and "no questions selected" in r.output and not (tmp_path / "g").exists()
     r = runner.invoke(app, ["rm", "locate", str(empty), "--locator", "gold", "--out", str(tmp_path / "o.jsonl")])
@@ -83,6 +83,6 @@ def test_empty_inputs_and_folder_outputs_are_refused_with_a_message(tmp_path):
 
 def test_a_run_directory_from_before_the_rename_resumes(tmp_path):
     old = {"kind": "find", "command": "find", "generator": "gemma-3-270m@float32", "n_traces": 3}
-    (tmp_path / "config.json").write_text(json.dumps(old))
+    (tmp_path / "config.json").write_text(json.dumps(old), encoding="utf-8")
     new = {**{k: v for k, v in old.items() if k != "generator"}, "model": "gemma-3-270m@float32"}
     assert RunDir(tmp_path, new).config == new
