@@ -404,7 +404,7 @@ class OpenAIGenerator:
                 self._sleep(max(wait * (1 + 0.25 * random.random()), retry_after or 0.0))
         took, tries = time.monotonic() - started, attempt + 1
         # Only a server that answered before can have finished items: speak of them only then.
-        kept = " (items finished so far are kept in the run directory)" if self.stats["completions"] else ""
+        kept = " to resume (items finished so far are kept in the run directory)" if self.stats["completions"] else ""
         if last == "timeout":
             raise ServerUnavailable(
                 f"{url} sent no answer within {cfg.timeout_s:g} s ({tries} tries, {took:.0f} s in all): the server "
