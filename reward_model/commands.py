@@ -106,6 +106,11 @@ def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: 
     if spec.startswith("trained:"):
         meta = json.loads((Path(spec.split(":", 1)[1]) / "config.json").read_text(encoding="utf-8"))
         model_info = {"feature_set": meta.get("feature_set"), "kind": meta.get("kind")}
+    from .features.task_specific import checked_tasks
+
+    checks = {task: "task-specific and generic" if task in checked_tasks() else "generic"
+              for task in sorted({t.task for t in traces})}
     return {"traces_file": str(traces_path), "out": str(out), "locator": locator.name, "threshold": th,
+            "checks_applied": checks,
             "n_traces": len(traces), "n_predicted_mistake": sum(p is not None for p in preds.values()),
             "seconds": seconds, **model_info, "scores_against_file_labels": mistake_finding_scores(traces, preds)}
