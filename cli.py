@@ -1,15 +1,9 @@
-"""The `bbm` command: thin typer commands over functions that return dicts.
-
-Every command prints a readable table, or the same dict as JSON with --json. The options the run
-commands share are declared once, as fields of config dataclasses (backtrack/runs/options.py,
-backtrack/lm/backends.py) turned into typer options by one adapter; what a command does lives in the
-library (backtrack/runs/commands.py, reward_model/commands.py, bigbench_mistake/commands.py). Heavy
-libraries are imported inside commands so `bbm --help` stays instant.
-"""
+"""The `bbm` command: thin typer commands over functions that return dicts (printed as a table, or as
+JSON with --json). Run commands share option groups declared once (backtrack/runs/options.py, one
+typer adapter); the work lives in the library. Heavy imports stay inside commands."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -120,6 +114,17 @@ def data_fresh_cli(out: Path = typer.Option(..., "--out", help="Output JSONL of 
     typer.echo(guarded(lambda: fresh(out, task, n, seed, data_dir)))
 
 
+@data_app.command("plant")
+def data_plant_cli(out: Path = typer.Option(..., "--out", help="Folder for train.jsonl and heldout.jsonl."),
+                   gsm8k: Path = typer.Option(..., "--gsm8k", help="GSM8K JSONL (question, answer with annotations)."),
+                   rate: float = typer.Option(0.5, "--mistake-rate", help="Share of traces given a planted mistake."),
+                   seed: int = typer.Option(0, "--seed", help="Seed of the planting.")) -> None:
+    """First-mistake training data: correct GSM8K solutions, a share with one planted mistake, labelled."""
+    from bigbench_mistake.commands import plant
+
+    typer.echo(guarded(lambda: plant(out, gsm8k, rate, seed)))
+
+
 # ---------------------------------------------------------------- bbm rm ... (reward model / locators)
 @rm_app.command("train")
 def rm_train_cli(out: Path = typer.Option(..., "--out", help="Folder for the model (config.json + weights.safetensors)."),
@@ -129,12 +134,15 @@ def rm_train_cli(out: Path = typer.Option(..., "--out", help="Folder for the mod
                  base: str = typer.Option("minilm", "--base", help="transformer: base model folder or hub id; 'minilm' = the packaged MiniLM."),
                  epochs: int = typer.Option(1, help="transformer: training epochs."),
                  device: str = typer.Option("cpu", help="transformer: torch device (cpu, cuda)."),
+                 extra: Optional[List[Path]] = typer.Option(None, "--extra-traces", help="Also train on these labelled "
+                                                            "traces of any task (JSONL, repeatable)."),
                  tasks: Optional[List[str]] = TasksOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Train a step classifier on the dataset; the threshold is chosen on training folds only."""
     from reward_model.commands import train_command
     from reward_model.render import render_rm_train
 
-    emit(guarded(lambda: train_command(out, family, features, seed, drop or (), base, epochs, device, data_dir, tasks)),
+    emit(guarded(lambda: train_command(out, family, features, seed, drop or (), base, epochs, device, data_dir, tasks,
+                                       extra or ())),
          as_json, render_rm_train)
 
 
@@ -285,9 +293,7 @@ def report_cli(run_dirs: List[Path] = typer.Argument(..., help="Run directories 
         typer.echo(text)
 
 
-def main() -> None:
-    app()
-
+main = app  # the console script `bbm` (pyproject.toml: cli:main)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -15,26 +15,29 @@ def train_config(features: str, seed: int, drop: Sequence[str] = (), text: bool 
 
 
 def train_command(out: Path, family: str, features: str, seed: int, drop: Sequence[str], base: str, epochs: int,
-                  device: str, data_dir: Path | None, tasks: Sequence[str] | None) -> dict[str, Any]:
+                  device: str, data_dir: Path | None, tasks: Sequence[str] | None,
+                  extra_traces: Sequence[Path] = ()) -> dict[str, Any]:
     """bbm rm train: the CPU classifier (logreg) or a fine-tuned transformer, into `out`."""
     if family == "transformer":
         return train_transformer_to_dir(out, base, epochs, device, seed, data_dir=data_dir, tasks=tasks)
     if family != "logreg":
         raise ValueError(f"unknown --family {family!r}; use logreg or transformer")
-    return train_to_dir(out, train_config(features, seed, drop), data_dir, tasks)
+    return train_to_dir(out, train_config(features, seed, drop), data_dir, tasks, extra_traces)
 
 
 def train_to_dir(out: str | Path, config: TrainConfig, data_dir: str | Path | None = None,
-                 tasks: Sequence[str] | None = None) -> dict[str, Any]:
-    from bigbench_mistake.dataset import load_all
+                 tasks: Sequence[str] | None = None, extra_traces: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Train on the dataset (its `tasks`, all by default) plus labelled traces of any task from files."""
+    from bigbench_mistake.dataset import load_all, load_file
 
-    traces = load_all(data_dir, tasks)
+    extra = [t for p in extra_traces for t in load_file(p)]
+    traces = load_all(data_dir, tasks) + extra
     t0 = time.perf_counter()
     model = train(traces, config)
     seconds = round(time.perf_counter() - t0, 2)
     model.save(out)
     return {"model_dir": str(out), "feature_set": config.describe(), "threshold": model.threshold,
-            "n_traces": len(traces), "n_train_steps": model.info["n_train_steps"], "vocabulary": len(model.vocabulary),
+            "n_traces": len(traces), "n_extra_traces": len(extra), "n_train_steps": model.info["n_train_steps"], "vocabulary": len(model.vocabulary),
             "numeric_features": len(model.numeric_names), "seed": config.seed, "train_seconds": seconds}
 
 

@@ -41,5 +41,5 @@ def render_rm_locate(r: dict) -> str:
     return (f"{r['n_traces']} traces from {r['traces_file']} -> {r['out']} ({r['locator']}, threshold {r['threshold']}, "
             f"{r.get('feature_set') or ''}) in {r['seconds']} s; {r['n_predicted_mistake']} with a mistake found.\n"
             f"against the file's labels: overall {_pct(s['accuracy_overall'])}, mistake {_pct(s['accuracy_mistake'])}, "
-            f"no mistake {_pct(s['accuracy_no_mistake'])}\nchecks applied: "
+            f"no mistake {_pct(s['accuracy_no_mistake'])}, F1 {s.get('f1')}\nchecks applied: "
             + ", ".join(f"{task}: {how}" for task, how in r.get("checks_applied", {}).items()))
