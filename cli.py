@@ -18,8 +18,7 @@ app = typer.Typer(help="bbm: find the first logical mistake in a chain of though
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="The BIG-Bench Mistake data: stats, validation, scoring, export.", no_args_is_help=True)
 rm_app = typer.Typer(help="The reward model: find the first mistake step (train, evaluate, locate).", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-app.add_typer(rm_app, name="rm")
+app.add_typer(data_app, name="data"), app.add_typer(rm_app, name="rm")
 
 DataDir = typer.Option(None, "--data-dir", envvar="BBM_DATA_DIR",
                        help="Folder with the five task JSONL files (default: the copy shipped in the package).")
@@ -166,16 +165,18 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
                   model: Optional[Path] = typer.Option(None, "--model", help="A trained model folder (same as --locator trained:DIR)."),
                   locator: Optional[str] = typer.Option(None, "--locator", help="gold | random | random:dist | simulated:X | trained:DIR"),
                   threshold: Optional[float] = ThresholdOpt,
+                  flag_rate: Optional[float] = typer.Option(None, "--flag-rate", help="Flag this share of the traces "
+                                                            "(the mistake rate of their source, if known)."),
+                  calibrate: Optional[Path] = typer.Option(None, "--calibrate", help="Labelled traces of the same "
+                                                           "source: the threshold with the best F1 on them."),
                   seed: int = typer.Option(0, help="Seed of random/simulated locators."),
                   data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
-    """Find the first mistake of every trace in a file."""
-    from reward_model.commands import locate_file
+    """Find the first mistake of every trace in a file (of any task)."""
+    from reward_model.commands import locate_command
     from reward_model.render import render_rm_locate
 
-    if (model is None) == (locator is None):
-        fail("give exactly one of --model DIR or --locator SPEC")
-    spec = f"trained:{model}" if model is not None else locator
-    emit(guarded(lambda: locate_file(traces, out, spec, threshold, seed, data_dir)), as_json, render_rm_locate)
+    emit(guarded(lambda: locate_command(traces, out, model, locator, threshold, seed, data_dir, flag_rate, calibrate)),
+         as_json, render_rm_locate)
 
 
 # ---------------------------------------------------------------- run commands (one run directory each)

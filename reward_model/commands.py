@@ -74,10 +74,22 @@ def eval_report(protocol: str, config: TrainConfig, folds: int = 5, data_dir: st
     return report
 
 
+def locate_command(traces: Path, out: Path, model: Path | None, locator: str | None, threshold: float | None,
+                   seed: int, data_dir: Path | None, flag_rate: float | None, calibrate: Path | None) -> dict[str, Any]:
+    """bbm rm locate: exactly one of a trained model folder or a locator spec."""
+    if (model is None) == (locator is None):
+        raise ValueError("give exactly one of --model DIR or --locator SPEC")
+    spec = f"trained:{model}" if model is not None else locator
+    return locate_file(traces, out, spec, threshold, seed, data_dir, flag_rate, calibrate)
+
+
 def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: float | None = None,
-                seed: int = 0, data_dir: str | Path | None = None) -> dict[str, Any]:
+                seed: int = 0, data_dir: str | Path | None = None, flag_rate: float | None = None,
+                calibrate: str | Path | None = None) -> dict[str, Any]:
     """Score every trace of a file in the dataset's shape and write it back with
-    `predicted_mistake_index` and `step_scores`; score against the file's own labels when it has any."""
+    `predicted_mistake_index` and `step_scores`; score against the file's own labels when it has any.
+    The decision for a new source: --threshold, or --flag-rate (the share to flag), or --calibrate FILE
+    (labelled traces of that source; reward_model/calibration.py)."""
     import jsonlines
 
     from bigbench_mistake.dataset import load_file
@@ -95,10 +107,19 @@ def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: 
     if not traces:
         raise ValueError(f"{traces_path}: no traces to locate (the file is empty)")
     locator = make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
+    if sum(x is not None for x in (threshold, flag_rate, calibrate)) > 1:
+        raise ValueError("give at most one of --threshold, --flag-rate and --calibrate")
+    sample = load_file(calibrate) if calibrate else []
     th = decision_threshold(locator, threshold)
     t0 = time.perf_counter()
     scores = locator.scores(traces)
     seconds = round(time.perf_counter() - t0, 2)
+    from .calibration import flag_rate_threshold, labelled_threshold
+
+    if flag_rate is not None:
+        th = flag_rate_threshold(scores, flag_rate)
+    elif sample:
+        th = labelled_threshold(sample, locator.scores(sample))
     preds = {t.id: first_mistake(s, th) for t, s in zip(traces, scores)}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with jsonlines.open(out, "w") as w:
