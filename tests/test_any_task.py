@@ -20,7 +20,7 @@ MATH = [
 
 
 def write(path, records):
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
 
 
@@ -39,7 +39,7 @@ def test_rm_locate_on_any_task_with_and_without_target(tmp_path):
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["checks_applied"] == {"gsm8k": "generic", "multistep_arithmetic": "task-specific and generic"}
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [row["predicted_mistake_index"] for row in rows[:2]] == [1, None] and rows[1]["target"] is None
 
 
