@@ -1,15 +1,9 @@
-"""The `bbm` command: thin typer commands over functions that return dicts.
-
-Every command prints a readable table, or the same dict as JSON with --json. The options the run
-commands share are declared once, as fields of config dataclasses (backtrack/runs/options.py,
-backtrack/lm/backends.py) turned into typer options by one adapter; what a command does lives in the
-library (backtrack/runs/commands.py, reward_model/commands.py, bigbench_mistake/commands.py). Heavy
-libraries are imported inside commands so `bbm --help` stays instant.
-"""
+"""The `bbm` command: thin typer commands over functions that return dicts (printed as a table, or as
+JSON with --json). Run commands share option groups declared once (backtrack/runs/options.py, one
+typer adapter); the work lives in the library. Heavy imports stay inside commands."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -24,8 +18,7 @@ app = typer.Typer(help="bbm: find the first logical mistake in a chain of though
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="The BIG-Bench Mistake data: stats, validation, scoring, export.", no_args_is_help=True)
 rm_app = typer.Typer(help="The reward model: find the first mistake step (train, evaluate, locate).", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-app.add_typer(rm_app, name="rm")
+app.add_typer(data_app, name="data"), app.add_typer(rm_app, name="rm")
 
 DataDir = typer.Option(None, "--data-dir", envvar="BBM_DATA_DIR",
                        help="Folder with the five task JSONL files (default: the copy shipped in the package).")
@@ -120,6 +113,17 @@ def data_fresh_cli(out: Path = typer.Option(..., "--out", help="Output JSONL of 
     typer.echo(guarded(lambda: fresh(out, task, n, seed, data_dir)))
 
 
+@data_app.command("plant")
+def data_plant_cli(out: Path = typer.Option(..., "--out", help="Folder for train.jsonl and heldout.jsonl."),
+                   gsm8k: Path = typer.Option(..., "--gsm8k", help="GSM8K JSONL (question, answer with annotations)."),
+                   rate: float = typer.Option(0.5, "--mistake-rate", help="Share of traces given a planted mistake."),
+                   seed: int = typer.Option(0, "--seed", help="Seed of the planting.")) -> None:
+    """First-mistake training data: correct GSM8K solutions, a share with one planted mistake, labelled."""
+    from bigbench_mistake.commands import plant
+
+    typer.echo(guarded(lambda: plant(out, gsm8k, rate, seed)))
+
+
 # ---------------------------------------------------------------- bbm rm ... (reward model / locators)
 @rm_app.command("train")
 def rm_train_cli(out: Path = typer.Option(..., "--out", help="Folder for the model (config.json + weights.safetensors)."),
@@ -129,12 +133,15 @@ def rm_train_cli(out: Path = typer.Option(..., "--out", help="Folder for the mod
                  base: str = typer.Option("minilm", "--base", help="transformer: base model folder or hub id; 'minilm' = the packaged MiniLM."),
                  epochs: int = typer.Option(1, help="transformer: training epochs."),
                  device: str = typer.Option("cpu", help="transformer: torch device (cpu, cuda)."),
+                 extra: Optional[List[Path]] = typer.Option(None, "--extra-traces", help="Also train on these labelled "
+                                                            "traces of any task (JSONL, repeatable)."),
                  tasks: Optional[List[str]] = TasksOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Train a step classifier on the dataset; the threshold is chosen on training folds only."""
     from reward_model.commands import train_command
     from reward_model.render import render_rm_train
 
-    emit(guarded(lambda: train_command(out, family, features, seed, drop or (), base, epochs, device, data_dir, tasks)),
+    emit(guarded(lambda: train_command(out, family, features, seed, drop or (), base, epochs, device, data_dir, tasks,
+                                       extra or ())),
          as_json, render_rm_train)
 
 
@@ -158,16 +165,18 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
                   model: Optional[Path] = typer.Option(None, "--model", help="A trained model folder (same as --locator trained:DIR)."),
                   locator: Optional[str] = typer.Option(None, "--locator", help="gold | random | random:dist | simulated:X | trained:DIR"),
                   threshold: Optional[float] = ThresholdOpt,
+                  flag_rate: Optional[float] = typer.Option(None, "--flag-rate", help="Flag this share of the traces "
+                                                            "(the mistake rate of their source, if known)."),
+                  calibrate: Optional[Path] = typer.Option(None, "--calibrate", help="Labelled traces of the same "
+                                                           "source: the threshold with the best F1 on them."),
                   seed: int = typer.Option(0, help="Seed of random/simulated locators."),
                   data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
-    """Find the first mistake of every trace in a file."""
-    from reward_model.commands import locate_file
+    """Find the first mistake of every trace in a file (of any task)."""
+    from reward_model.commands import locate_command
     from reward_model.render import render_rm_locate
 
-    if (model is None) == (locator is None):
-        fail("give exactly one of --model DIR or --locator SPEC")
-    spec = f"trained:{model}" if model is not None else locator
-    emit(guarded(lambda: locate_file(traces, out, spec, threshold, seed, data_dir)), as_json, render_rm_locate)
+    emit(guarded(lambda: locate_command(traces, out, model, locator, threshold, seed, data_dir, flag_rate, calibrate)),
+         as_json, render_rm_locate)
 
 
 # ---------------------------------------------------------------- run commands (one run directory each)
@@ -285,9 +294,7 @@ def report_cli(run_dirs: List[Path] = typer.Argument(..., help="Run directories 
         typer.echo(text)
 
 
-def main() -> None:
-    app()
-
+main = app  # the console script `bbm` (pyproject.toml: cli:main)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

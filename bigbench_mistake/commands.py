@@ -14,7 +14,7 @@ def output_file(out: Path) -> Path:
 
 def validate(paths: Sequence[Path], task: str | None) -> tuple[int, list[str]]:
     """(valid records, one message per problem: file:line: field: message)."""
-    from bigbench_mistake.dataset import KNOWN_TASKS, task_from_filename
+    from bigbench_mistake.dataset import task_from_filename
     from bigbench_mistake.records import read_traces
 
     n_ok, problems = 0, []
@@ -22,7 +22,7 @@ def validate(paths: Sequence[Path], task: str | None) -> tuple[int, list[str]]:
         if not Path(path).is_file():
             problems.append(f"{path}: no such file")
             continue
-        traces, issues = read_traces(path, default_task=task or task_from_filename(path), known_tasks=KNOWN_TASKS)
+        traces, issues = read_traces(path, default_task=task or task_from_filename(path), known_tasks=None)
         problems += [str(i) for i in issues]
         n_ok += len(traces)
     return n_ok, problems
@@ -77,3 +77,28 @@ def fresh(out: Path, task: str, n: int, seed: int, data_dir: Path | None) -> str
     out.write_text("".join(json.dumps({"task": q.task, "id": q.id, "input": q.input, "target": q.target},
                                       ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
     return f"wrote {len(questions)} new {task} questions (seed {seed}) to {out}"
+
+
+def plant(out: Path, gsm8k: Path, rate: float, seed: int) -> str:
+    """bbm data plant: train.jsonl and heldout.jsonl (no question in both) of GSM8K traces, a `rate` share
+    with one planted, labelled mistake (bigbench_mistake/gsm8k.py)."""
+    import json
+    from collections import Counter
+
+    from bigbench_mistake.gsm8k import planted_traces
+
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"--mistake-rate must be in [0, 1], got {rate}")
+    if not Path(gsm8k).is_file():
+        raise FileNotFoundError(f"{gsm8k}: no such file")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; it names a folder")
+    records = planted_traces(gsm8k, rate, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split in ("train", "heldout"):
+        rows = [r for r in records if r["split"] == split]
+        (out / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                            encoding="utf-8")
+        counts[split] = (len(rows), dict(Counter(r["planted"] or "none" for r in rows)))
+    return "\n".join(f"{split}: {n} traces {kinds}" for split, (n, kinds) in counts.items()) + f" -> {out}"

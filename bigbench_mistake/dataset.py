@@ -27,12 +27,14 @@ def task_from_filename(path: Path) -> str | None:
     return path.stem if path.stem in KNOWN_TASKS else None
 
 
-def load_file(path: str | Path, task: str | None = None) -> list[Trace]:
-    """Every trace of one JSONL file; raises DataError listing every problem (file, line, field)."""
+def load_file(path: str | Path, task: str | None = None, any_task: bool = True) -> list[Trace]:
+    """Every trace of one JSONL file; raises DataError listing every problem (file, line, field).
+    A user's file may hold traces of any task (any_task); the dataset's own files hold the five."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    traces, issues = read_traces(path, default_task=task or task_from_filename(path), known_tasks=KNOWN_TASKS)
+    traces, issues = read_traces(path, default_task=task or task_from_filename(path),
+                                 known_tasks=None if any_task else KNOWN_TASKS)
     if issues:
         raise DataError(issues)
     return traces
@@ -41,7 +43,7 @@ def load_file(path: str | Path, task: str | None = None) -> list[Trace]:
 def load_task(task: str, data_dir: str | Path | None = None) -> list[Trace]:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    return load_file(resolve_data_dir(data_dir) / f"{task}.jsonl", task)
+    return load_file(resolve_data_dir(data_dir) / f"{task}.jsonl", task, any_task=False)
 
 
 def load_all(data_dir: str | Path | None = None, tasks: Sequence[str] | None = None) -> list[Trace]:

@@ -37,7 +37,11 @@ def mistake_finding_scores(traces: Sequence[Trace], predictions: Mapping[str, Pr
         clean = [t for t in scored if not t.has_mistake]
         hit_mis = sum(predictions[t.id] == t.mistake_index for t in mis)
         hit_clean = sum(predictions[t.id] is None for t in clean)
+        acc_mis, acc_clean = _rate(hit_mis, len(mis)), _rate(hit_clean, len(clean))
         return {
+            # ProcessBench's F1: the harmonic mean of the two accuracies (first error exact / no error found)
+            "f1": round(2 * acc_mis * acc_clean / (acc_mis + acc_clean), 2) if acc_mis is not None and
+            acc_clean is not None and acc_mis + acc_clean > 0 else (0.0 if acc_mis == 0 == acc_clean else None),
             "n": len(scored),
             "n_mistake": len(mis),
             "n_no_mistake": len(clean),

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-REQUIRED_KEYS = ("input", "steps", "answer", "target", "mistake_index")
+REQUIRED_KEYS = ("input", "steps", "mistake_index")
+OPTIONAL_KEYS = ("answer", "target")  # null when absent: locating needs neither
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Trace:
     input: str
     steps: tuple[str, ...]
     answer: str | None
-    target: str
+    target: str | None  # None: the source gave none (locating needs none; scoring does)
     mistake_index: int | None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -85,8 +86,8 @@ def _check_types(obj: dict[str, Any], where: tuple[str, int]) -> list[Validation
             bad(key, "missing key")
     if "input" in obj and not isinstance(obj["input"], str):
         bad("input", f"expected a string, got {type(obj['input']).__name__}")
-    if "target" in obj and not isinstance(obj["target"], str):
-        bad("target", f"expected a string, got {type(obj['target']).__name__}")
+    if obj.get("target") is not None and not isinstance(obj["target"], str):
+        bad("target", f"expected a string or null, got {type(obj['target']).__name__}")
     # The release has one null answer (a trace that never said "the answer is"): allowed, scored invalid.
     if "answer" in obj and obj["answer"] is not None and not isinstance(obj["answer"], str):
         bad("answer", f"expected a string or null, got {type(obj['answer']).__name__}")
@@ -110,27 +111,29 @@ def _check_types(obj: dict[str, Any], where: tuple[str, int]) -> list[Validation
 
 
 def parse_record(
-    obj: Any, *, file: str, line: int, default_task: str | None, known_tasks: frozenset[str] | set[str]
+    obj: Any, *, file: str, line: int, default_task: str | None, known_tasks: frozenset[str] | set[str] | None
 ) -> tuple[Trace | None, list[ValidationIssue]]:
-    """One JSON value -> a Trace, or the list of everything wrong with it."""
+    """One JSON value -> a Trace, or the list of everything wrong with it. known_tasks None: any task name."""
     if not isinstance(obj, dict):
         return None, [ValidationIssue(file, line, "<record>", f"expected a JSON object, got {type(obj).__name__}")]
     issues = _check_types(obj, (file, line))
     task = obj.get("task", default_task)
     if task is None:
         issues.append(ValidationIssue(file, line, "task", "missing key (and the file name names no task)"))
-    elif task not in known_tasks:
+    elif not isinstance(task, str) or not task.strip():
+        issues.append(ValidationIssue(file, line, "task", f"expected a task name, got {task!r}"))
+    elif known_tasks is not None and task not in known_tasks:
         issues.append(ValidationIssue(file, line, "task", f"unknown task {task!r}; known: {', '.join(sorted(known_tasks))}"))
     if issues:
         return None, issues
-    extra = {k: v for k, v in obj.items() if k not in REQUIRED_KEYS and k not in ("task", "id")}
+    extra = {k: v for k, v in obj.items() if k not in REQUIRED_KEYS + OPTIONAL_KEYS and k not in ("task", "id")}
     trace = Trace(
         task=task,
         id=str(obj.get("id", f"{task}-{line - 1:04d}")),
         input=obj["input"],
         steps=tuple(obj["steps"]),
-        answer=obj["answer"],
-        target=obj["target"],
+        answer=obj.get("answer"),
+        target=obj.get("target"),
         mistake_index=obj["mistake_index"],
         extra=extra,
     )
@@ -150,7 +153,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | ValidationIssue]]:
 
 
 def read_traces(
-    path: Path, *, default_task: str | None, known_tasks: frozenset[str] | set[str]
+    path: Path, *, default_task: str | None, known_tasks: frozenset[str] | set[str] | None
 ) -> tuple[list[Trace], list[ValidationIssue]]:
     """All good traces of a file and all issues found; the caller decides whether issues are fatal."""
     traces, issues = [], []

@@ -5,18 +5,20 @@ from collections import Counter
 from typing import Any, Sequence
 
 from .records import Trace
-from .tasks import get_task
+from .tasks import task_spec
 
 
 def answer_status(trace: Trace) -> str:
     """'correct' | 'wrong' | 'invalid' for the stored answer field (stripped, option letter for MC)."""
-    return get_task(trace.task).score_stored(trace.answer, trace.target).status
+    if trace.target is None:
+        return "no target"
+    return task_spec(trace.task).score_stored(trace.answer, trace.target).status
 
 
 def task_stats(traces: Sequence[Trace]) -> dict[str, Any]:
     statuses = Counter(answer_status(t) for t in traces)
     with_mistake = [t for t in traces if t.has_mistake]
-    noise = [t.id for t in traces if not t.has_mistake and answer_status(t) != "correct"]
+    noise = [t.id for t in traces if not t.has_mistake and answer_status(t) in ("wrong", "invalid")]
     return {
         "traces": len(traces),
         "with_mistake": len(with_mistake),
@@ -24,6 +26,7 @@ def task_stats(traces: Sequence[Trace]) -> dict[str, Any]:
         "correct_answers": statuses["correct"],
         "wrong_answers": statuses["wrong"],
         "invalid_answers": statuses["invalid"],
+        "no_target": statuses["no target"],
         "mean_steps": round(sum(len(t.steps) for t in traces) / max(len(traces), 1), 2),
         "mistake_index_distribution": dict(sorted(Counter(t.mistake_index for t in with_mistake).items())),
         "label_noise_no_mistake_but_wrong": len(noise),

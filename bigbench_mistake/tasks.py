@@ -34,6 +34,9 @@ class TaskSpec:
     def few_shot_prompt(self) -> str:
         """The paper's generation prompt shipped with the data, without trailing whitespace."""
         path = resources.files("bigbench_mistake") / "data" / "generation_prompts" / f"{self.name}_prompt.txt"
+        if not path.is_file():
+            raise ValueError(f"task {self.name!r} has no few-shot prompt: bbm writes traces for "
+                             f"{', '.join(TASKS)} only; it scores and locates mistakes in traces of any task")
         return path.read_text(encoding="utf-8").rstrip()
 
     def prompt(self, input_text: str, steps: Sequence[str] = (), few_shot: str | None = None) -> str:
@@ -92,6 +95,13 @@ TASKS: dict[str, TaskSpec] = {
         ),
     )
 }
+
+
+def task_spec(name: str) -> TaskSpec:
+    """The spec of any task name: one of the five, or a generic one (the paper's answer regex and
+    exact match after tidying, no few-shot prompt) for traces of other tasks, which bbm can score and
+    locate mistakes in but not generate."""
+    return TASKS.get(name) or TaskSpec(name, "Q: ", False)
 
 
 def get_task(name: str) -> TaskSpec:

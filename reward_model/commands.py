@@ -15,26 +15,29 @@ def train_config(features: str, seed: int, drop: Sequence[str] = (), text: bool 
 
 
 def train_command(out: Path, family: str, features: str, seed: int, drop: Sequence[str], base: str, epochs: int,
-                  device: str, data_dir: Path | None, tasks: Sequence[str] | None) -> dict[str, Any]:
+                  device: str, data_dir: Path | None, tasks: Sequence[str] | None,
+                  extra_traces: Sequence[Path] = ()) -> dict[str, Any]:
     """bbm rm train: the CPU classifier (logreg) or a fine-tuned transformer, into `out`."""
     if family == "transformer":
         return train_transformer_to_dir(out, base, epochs, device, seed, data_dir=data_dir, tasks=tasks)
     if family != "logreg":
         raise ValueError(f"unknown --family {family!r}; use logreg or transformer")
-    return train_to_dir(out, train_config(features, seed, drop), data_dir, tasks)
+    return train_to_dir(out, train_config(features, seed, drop), data_dir, tasks, extra_traces)
 
 
 def train_to_dir(out: str | Path, config: TrainConfig, data_dir: str | Path | None = None,
-                 tasks: Sequence[str] | None = None) -> dict[str, Any]:
-    from bigbench_mistake.dataset import load_all
+                 tasks: Sequence[str] | None = None, extra_traces: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Train on the dataset (its `tasks`, all by default) plus labelled traces of any task from files."""
+    from bigbench_mistake.dataset import load_all, load_file
 
-    traces = load_all(data_dir, tasks)
+    extra = [t for p in extra_traces for t in load_file(p)]
+    traces = load_all(data_dir, tasks) + extra
     t0 = time.perf_counter()
     model = train(traces, config)
     seconds = round(time.perf_counter() - t0, 2)
     model.save(out)
     return {"model_dir": str(out), "feature_set": config.describe(), "threshold": model.threshold,
-            "n_traces": len(traces), "n_train_steps": model.info["n_train_steps"], "vocabulary": len(model.vocabulary),
+            "n_traces": len(traces), "n_extra_traces": len(extra), "n_train_steps": model.info["n_train_steps"], "vocabulary": len(model.vocabulary),
             "numeric_features": len(model.numeric_names), "seed": config.seed, "train_seconds": seconds}
 
 
@@ -71,10 +74,22 @@ def eval_report(protocol: str, config: TrainConfig, folds: int = 5, data_dir: st
     return report
 
 
+def locate_command(traces: Path, out: Path, model: Path | None, locator: str | None, threshold: float | None,
+                   seed: int, data_dir: Path | None, flag_rate: float | None, calibrate: Path | None) -> dict[str, Any]:
+    """bbm rm locate: exactly one of a trained model folder or a locator spec."""
+    if (model is None) == (locator is None):
+        raise ValueError("give exactly one of --model DIR or --locator SPEC")
+    spec = f"trained:{model}" if model is not None else locator
+    return locate_file(traces, out, spec, threshold, seed, data_dir, flag_rate, calibrate)
+
+
 def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: float | None = None,
-                seed: int = 0, data_dir: str | Path | None = None) -> dict[str, Any]:
+                seed: int = 0, data_dir: str | Path | None = None, flag_rate: float | None = None,
+                calibrate: str | Path | None = None) -> dict[str, Any]:
     """Score every trace of a file in the dataset's shape and write it back with
-    `predicted_mistake_index` and `step_scores`; score against the file's own labels when it has any."""
+    `predicted_mistake_index` and `step_scores`; score against the file's own labels when it has any.
+    The decision for a new source: --threshold, or --flag-rate (the share to flag), or --calibrate FILE
+    (labelled traces of that source; reward_model/calibration.py)."""
     import jsonlines
 
     from bigbench_mistake.dataset import load_file
@@ -92,10 +107,19 @@ def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: 
     if not traces:
         raise ValueError(f"{traces_path}: no traces to locate (the file is empty)")
     locator = make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
+    if sum(x is not None for x in (threshold, flag_rate, calibrate)) > 1:
+        raise ValueError("give at most one of --threshold, --flag-rate and --calibrate")
+    sample = load_file(calibrate) if calibrate else []
     th = decision_threshold(locator, threshold)
     t0 = time.perf_counter()
     scores = locator.scores(traces)
     seconds = round(time.perf_counter() - t0, 2)
+    from .calibration import flag_rate_threshold, labelled_threshold
+
+    if flag_rate is not None:
+        th = flag_rate_threshold(scores, flag_rate)
+    elif sample:
+        th = labelled_threshold(sample, locator.scores(sample))
     preds = {t.id: first_mistake(s, th) for t, s in zip(traces, scores)}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with jsonlines.open(out, "w") as w:
@@ -106,6 +130,11 @@ def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: 
     if spec.startswith("trained:"):
         meta = json.loads((Path(spec.split(":", 1)[1]) / "config.json").read_text(encoding="utf-8"))
         model_info = {"feature_set": meta.get("feature_set"), "kind": meta.get("kind")}
+    from .features.task_specific import checked_tasks
+
+    checks = {task: "task-specific and generic" if task in checked_tasks() else "generic"
+              for task in sorted({t.task for t in traces})}
     return {"traces_file": str(traces_path), "out": str(out), "locator": locator.name, "threshold": th,
+            "checks_applied": checks,
             "n_traces": len(traces), "n_predicted_mistake": sum(p is not None for p in preds.values()),
             "seconds": seconds, **model_info, "scores_against_file_labels": mistake_finding_scores(traces, preds)}

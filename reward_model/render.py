@@ -32,9 +32,14 @@ def render_rm_eval(r: dict) -> str:
     return head + table(rows, ["locator", "task", "acc mistake %", "acc no-mistake %", "acc overall %", "weighted F1"])
 
 
+def _pct(v: float | None) -> str:
+    return "n/a (no such traces)" if v is None else f"{v}%"
+
+
 def render_rm_locate(r: dict) -> str:
     s = r["scores_against_file_labels"]["overall"]
     return (f"{r['n_traces']} traces from {r['traces_file']} -> {r['out']} ({r['locator']}, threshold {r['threshold']}, "
             f"{r.get('feature_set') or ''}) in {r['seconds']} s; {r['n_predicted_mistake']} with a mistake found.\n"
-            f"against the file's labels: overall {s['accuracy_overall']}%, mistake {s['accuracy_mistake']}%, "
-            f"no mistake {s['accuracy_no_mistake']}%")
+            f"against the file's labels: overall {_pct(s['accuracy_overall'])}, mistake {_pct(s['accuracy_mistake'])}, "
+            f"no mistake {_pct(s['accuracy_no_mistake'])}, F1 {s.get('f1')}\nchecks applied: "
+            + ", ".join(f"{task}: {how}" for task, how in r.get("checks_applied", {}).items()))

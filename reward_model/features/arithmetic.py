@@ -57,9 +57,19 @@ def _substitute(expr: str, env: dict[str, Fraction]) -> str:
     return _VAR.sub(lambda m: f"({env[m.group(1)]})" if m.group(1) in env else m.group(0), expr)
 
 
+_TIMES = re.compile(r"(?<=\d)\s*[x×]\s*(?=[\d(])")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def normalise(text: str) -> str:
+    """The way people and models write sums in prose, as arithmetic: "12 x 2" -> "12 * 2",
+    "$1,200" -> "1200" (word problems write both; the checks below would otherwise miss them)."""
+    return _TIMES.sub(" * ", _THOUSANDS.sub("", text.replace("$", "")))
+
+
 def chains(text: str) -> Iterable[list[str]]:
     """Expression chains of a text: the pieces around '=' signs, trimmed to their arithmetic part."""
-    for clause in _CLAUSES.split(text):
+    for clause in _CLAUSES.split(normalise(text)):
         parts = clause.split("=")
         if len(parts) < 2:
             continue

@@ -23,11 +23,14 @@ _ANSWER = re.compile(r"[Tt]he answer is\s*(.*)$")
 _OPTION = re.compile(r"\(([A-G])\)")
 
 
+def checked_tasks() -> tuple[str, ...]:
+    """The tasks that have a checker of their own; traces of any other task get the generic features."""
+    return tuple(_CHECKERS)
+
+
 def features(ctx: StepContext) -> dict[str, float]:
     out = {f"check_{name}": 0.0 for name in TASK_CHECKS}
-    fn = {"dyck_languages": ("dyck", _dyck), "tracking_shuffled_objects": ("tracking", _tracking),
-          "word_sorting": ("sorting", _sorting), "logical_deduction": ("deduction", _deduction),
-          "multistep_arithmetic": ("arithmetic", _arithmetic)}.get(ctx.task)
+    fn = _CHECKERS.get(ctx.task)
     if fn is not None:
         name, check = fn
         try:
@@ -436,3 +439,9 @@ def _arithmetic(ctx: StepContext) -> bool:
         got = evaluate(a.group(1).strip().rstrip("."))
         return got != value
     return False
+
+
+# task -> (check name, checker): defined last, after the checkers
+_CHECKERS = {"dyck_languages": ("dyck", _dyck), "tracking_shuffled_objects": ("tracking", _tracking),
+             "word_sorting": ("sorting", _sorting), "logical_deduction": ("deduction", _deduction),
+             "multistep_arithmetic": ("arithmetic", _arithmetic)}
