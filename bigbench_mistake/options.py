@@ -20,3 +20,11 @@ def option(default: Any = REQUIRED, help: str = "", flag: str | None = None, sho
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def require_positive(config: Any, *names: str, flags: bool = False) -> None:
+    """Refuse a config whose named integer fields are below 1, naming the field (as its flag when asked)."""
+    for name in names:
+        if getattr(config, name) < 1:
+            label = "--" + name.replace("_", "-") if flags else name
+            raise ValueError(f"{label} must be >= 1, got {getattr(config, name)}")

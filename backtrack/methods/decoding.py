@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+from bigbench_mistake.options import require_positive
 from bigbench_mistake.tasks import get_task
 
 from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest
@@ -50,9 +51,7 @@ class DecodeConfig:
     few_shot: str | None = None  # replaces the task's few-shot prompt (None: the paper's)
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "max_tokens", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, "max_steps", "max_tokens", "batch_size")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
 from backtrack.runs.shard import parse_shard
-from bigbench_mistake.options import REQUIRED, option
+from bigbench_mistake.options import REQUIRED, option, require_positive
 from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions
 from bigbench_mistake.records import Trace
 
@@ -75,9 +75,7 @@ class DecodeOptions:
                              "18.9 tokens/s, 8 at 15.5 and 16 at 23: measure yours).")
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "max_step_tokens", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, "max_steps", "max_step_tokens", "batch_size", flags=True)
 
 
 @dataclass(frozen=True)
