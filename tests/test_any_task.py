@@ -64,3 +64,12 @@ def test_generation_for_another_task_says_why_not():
     assert spec.score(["So the answer is 7."], "7").status == "correct"
     with pytest.raises(ValueError, match="has no few-shot prompt"):
         spec.prompt("1 + 1 =")
+
+
+def test_backtracking_refuses_what_it_cannot_correct_before_loading_a_model(tmp_path):
+    f = write(tmp_path / "math.jsonl", MATH)
+    r = CliRunner().invoke(app, ["backtrack", "--traces", str(f), "--locator", "gold", "--out", str(tmp_path / "bt")])
+    assert r.exit_code == 1 and "unknown task 'gsm8k'" in r.output and not (tmp_path / "bt").exists()
+    no_target = write(tmp_path / "ws.jsonl", [{**load_task("word_sorting")[0].to_record(), "target": None}])
+    r = CliRunner().invoke(app, ["backtrack", "--traces", str(no_target), "--locator", "gold", "--out", str(tmp_path / "bt")])
+    assert r.exit_code == 1 and "has no target" in r.output and not (tmp_path / "bt").exists()

@@ -1,5 +1,5 @@
 """What each run command does, from its validated option groups to the dict it prints: select the
-items, load the model, make the locator, and hand the work to the executor (backtrack/runs/kinds.py).
+items, load the model, make the locator, and hand the work to the executor (backtrack/runs/executor.py).
 cli.py only declares the commands; every argument is checked (the option groups' __post_init__, the
 item selection, the locator spec) before a model loads or a run directory is written."""
 from __future__ import annotations
@@ -44,6 +44,18 @@ def _correction_setup(cfg: Any, run: RunOptions, sel: Selection, loc: LocateOpti
         OutcomeCache(backend.cache / "backtrack_outcomes.jsonl")
 
 
+def _correctable(traces: list) -> list:
+    """Traces bbm can backtrack: of one of the five tasks (it needs their few-shot prompt) and with a
+    target (it scores before and after). Checked before the model loads."""
+    from bigbench_mistake.tasks import get_task
+
+    for t in traces:
+        get_task(t.task)
+        if t.target is None:
+            raise ValueError(f"trace {t.id} has no target: backtracking scores answers before and after")
+    return traces
+
+
 def _bt_config(bt: BacktrackOptions, decode: DecodeOptions, seed: int) -> BacktrackConfig:
     return BacktrackConfig(n_samples=bt.samples, temperature=bt.temperature, selection=bt.selection, seed=seed,
                            max_steps=decode.max_steps, max_step_tokens=decode.max_step_tokens,
@@ -54,7 +66,7 @@ def backtrack(run: RunOptions, sel: Selection, files: TracesFile, decode: Decode
               bt: BacktrackOptions, backend: BackendConfig) -> dict[str, Any]:
     from backtrack.runs.experiment import BacktrackRunConfig, run_backtrack
 
-    traces = sel.traces(files.traces)
+    traces = _correctable(sel.traces(files.traces))
     bt_cfg = _bt_config(bt, decode, run.seed)
     probe = dict(locator=loc.locator, tasks=sel.tasks, limit=sel.limit, traces_files=tuple(map(str, files.traces)),
                  threshold=loc.threshold, batch_size=decode.batch_size, verifier=loc.verifier, backtrack=bt_cfg)
