@@ -66,17 +66,17 @@ def test_user_file_roundtrip(tmp_path):
 
 
 def test_three_problems_reported_with_lines(tmp_path):
-    missing = {k: v for k, v in GOOD.items() if k != "target"}
+    missing = {k: v for k, v in GOOD.items() if k != "steps"}  # target may be left out (any source)
     p = write(tmp_path, ["{not json", json.dumps(missing), json.dumps({**GOOD, "mistake_index": 3})])
     with pytest.raises(DataError) as e:
         load_file(p)
     got = [(i.line, i.field) for i in e.value.issues]
-    assert got == [(1, "<json>"), (2, "target"), (3, "mistake_index")]
+    assert got == [(1, "<json>"), (2, "steps"), (3, "mistake_index")]
     assert f"{p}:3: field 'mistake_index'" in str(e.value)
 
 
 @pytest.mark.parametrize("bad,field", [
-    ({"steps": []}, "steps"), ({"steps": "x"}, "steps"), ({"task": "chess"}, "task"),
+    ({"steps": []}, "steps"), ({"steps": "x"}, "steps"), ({"task": 3}, "task"),
     ({"mistake_index": "1"}, "mistake_index"), ({"input": 3}, "input"),
 ])
 def test_each_kind_of_problem(tmp_path, bad, field):
