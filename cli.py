@@ -180,15 +180,15 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
 
 
 # ---------------------------------------------------------------- run commands (one run directory each)
-def run_command(name: str, *groups: type, render: str, **extra: Any) -> Callable:
-    """Declare a run command: its options are the fields of `groups` plus `extra`; the body gets the built
-    configs (checked before anything costly) and returns the dict that backtrack/runs/render.py prints."""
+def run_command(name: str, *groups: type, **extra: Any) -> Callable:
+    """Declare the run command of kind `name`: its options are the fields of `groups` plus `extra`; the body
+    gets the built configs (checked before anything costly) and returns the dict the kind's summary prints."""
     def register(fn: Callable) -> Callable:
         def body(values: dict) -> None:
-            from backtrack.runs import render as renders
+            from backtrack.runs.kinds import get_kind
 
             result = guarded(lambda: fn(*(build(g, values) for g in groups), **{k: values[k] for k in extra}))
-            emit(result, values["as_json"], getattr(renders, render))
+            emit(result, values["as_json"], get_kind(name).summary)
         body.__doc__ = fn.__doc__
         return command(app, name, *groups, **extra)(body)
     return register
@@ -199,7 +199,7 @@ Accuracies = (str, typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95,1.
 RUN, LOCATE = (RunOptions, Selection), (LocateOptions, BacktrackOptions)
 
 
-@run_command("backtrack", *RUN, TracesFile, DecodeOptions, *LOCATE, BackendConfig, render="render_backtrack")
+@run_command("backtrack", *RUN, TracesFile, DecodeOptions, *LOCATE, BackendConfig)
 def backtrack_cli(run, sel, files, decode, loc, bt, backend) -> dict:
     """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
     from backtrack.runs import commands
@@ -207,7 +207,7 @@ def backtrack_cli(run, sel, files, decode, loc, bt, backend) -> dict:
     return commands.backtrack(run, sel, files, decode, loc, bt, backend)
 
 
-@run_command("pipeline", *RUN, QuestionsFile, DecodeOptions, *LOCATE, BackendConfig, render="render_pipeline")
+@run_command("pipeline", *RUN, QuestionsFile, DecodeOptions, *LOCATE, BackendConfig)
 def pipeline_cli(run, sel, files, decode, loc, bt, backend) -> dict:
     """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
     from backtrack.runs import commands
@@ -215,7 +215,7 @@ def pipeline_cli(run, sel, files, decode, loc, bt, backend) -> dict:
     return commands.pipeline(run, sel, files, decode, loc, bt, backend)
 
 
-@run_command("simulate", *RUN, DecodeOptions, BacktrackOptions, BackendConfig, render="render_simulate",
+@run_command("simulate", *RUN, DecodeOptions, BacktrackOptions, BackendConfig,
              accuracies=Accuracies, rm_seed=(int, typer.Option(0, "--rm-seed", help="Seed of the simulated reward model.")))
 def simulate_cli(run, sel, decode, bt, backend, accuracies: str, rm_seed: int) -> dict:
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
@@ -228,7 +228,7 @@ def simulate_cli(run, sel, decode, bt, backend, accuracies: str, rm_seed: int) -
     return commands.simulate(run, sel, decode, bt, backend, levels, rm_seed)
 
 
-@run_command("compare", *RUN, QuestionsFile, DecodeOptions, LocateOptions, BackendConfig, render="render_compare",
+@run_command("compare", *RUN, QuestionsFile, DecodeOptions, LocateOptions, BackendConfig,
              strategies=(str, typer.Option("cot,self-consistency,least-to-most", "--strategies", help="Comma-separated: "
                                            "cot, backtrack, self-consistency, sc-weighted, least-to-most.")),
              sc_samples=(int, typer.Option(8, "--sc-samples", help="Self-consistency: traces sampled per question.")),
@@ -249,7 +249,7 @@ def compare_cli(run, sel, files, decode, loc, backend, strategies: str, sc_sampl
     return commands.compare(run, sel, files, decode, loc, backend, names, sc_samples, sc_temperature, located_weight)
 
 
-@run_command("find", *RUN, TracesFile, BackendConfig, render="render_find",
+@run_command("find", *RUN, TracesFile, BackendConfig,
              method=(str, typer.Option("direct-step", "--method", help="direct-trace | direct-step | cot-step")),
              mode=(str, typer.Option("logprob", "--mode", help="logprob (compare the answers' log-probabilities; base "
                                      "models) | generate (free text; chat models).")),
@@ -261,7 +261,7 @@ def find_cli(run, sel, files, backend, method: str, mode: str, reasoning_tokens:
     return commands.find(run, sel, files, backend, method, mode, reasoning_tokens)
 
 
-@run_command("generate", *RUN, QuestionsFile, DecodeOptions, BackendConfig, render="render_generate")
+@run_command("generate", *RUN, QuestionsFile, DecodeOptions, BackendConfig)
 def generate_cli(run, sel, files, decode, backend) -> dict:
     """Write chains of thought one "Thought N:" step at a time (greedy, newline stop), scored by exact match."""
     from backtrack.runs import commands

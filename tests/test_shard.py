@@ -47,7 +47,7 @@ def read(path: Path, name: str):
 
 @pytest.fixture
 def toy_kind(monkeypatch):
-    monkeypatch.setitem(KINDS, "toy", RunKind("toy", toy_results, report.render_generic))
+    monkeypatch.setitem(KINDS, "toy", RunKind("toy", toy_results, report.render_generic, summary=str))
 
 
 def test_parse_shard():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from backtrack.runs import compare, experiment, find, generate, pipeline, report, simulate
+from backtrack.runs import compare, experiment, find, generate, pipeline, render, report, simulate
 from backtrack.runs.executor import Work, execute
 
 ResultsFn = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
@@ -24,16 +24,19 @@ class RunKind:
     name: str
     results: ResultsFn                                    # (config, records) -> results.json
     report: Callable[[Sequence[dict[str, Any]]], str]     # runs of this kind -> a Markdown section
+    summary: Callable[[dict[str, Any]], str]              # what its command returns -> the text it prints
     plot: Callable[[dict[str, Any], Any], str | None] | None = None  # (results, run dir) -> PNG path
 
 
 KINDS: dict[str, RunKind] = {k.name: k for k in (
-    RunKind("generate", generate.results_from_records, report.render_generic),
-    RunKind("backtrack", experiment.results_from_records, report.render_backtrack),
-    RunKind("pipeline", pipeline.results_from_records, report.render_backtrack),
-    RunKind("simulate", simulate.results_from_records, report.render_simulate, simulate.plot_run_dir),
-    RunKind("compare", compare.results_from_records, report.render_generic, compare.plot_run_dir),
-    RunKind("find", find.results_from_records, report.render_generic),
+    RunKind("generate", generate.results_from_records, report.render_generic, render.render_generate),
+    RunKind("backtrack", experiment.results_from_records, report.render_backtrack, render.render_backtrack),
+    RunKind("pipeline", pipeline.results_from_records, report.render_backtrack, render.render_pipeline),
+    RunKind("simulate", simulate.results_from_records, report.render_simulate, render.render_simulate,
+            simulate.plot_run_dir),
+    RunKind("compare", compare.results_from_records, report.render_generic, render.render_compare,
+            compare.plot_run_dir),
+    RunKind("find", find.results_from_records, report.render_generic, render.render_find),
 )}
 
 
