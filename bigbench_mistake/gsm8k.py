@@ -132,10 +132,10 @@ def plant(question: str, answer: str, kind: str, rng: random.Random) -> tuple[li
             m = re.search(r"\s*[-+]\s*[\d.]+\s*$", line.expr)
             op, replacement = m.group(0), ""  # type: ignore[union-attr]
         new_expr = line.expr.replace(op, replacement, 1) if kind == "dropped_term" else _swap_number(line.expr, op, replacement)
-        before = line.before.replace(op.strip(), "", 1).rstrip(" +-") + " " if kind == "dropped_term" else \
-            _swap_number(line.before, op, replacement)
-        if kind == "dropped_term":
+        if kind == "dropped_term":  # the written sum loses the same term, just before its "="
             before = re.sub(r"\s*[-+]\s*" + re.escape(op.strip(" +-")) + r"(?=\s*=)", "", line.before, count=1)
+        else:
+            before = _swap_number(line.before, op, replacement)
         try:
             new_value = _fmt(_eval(new_expr))
         except (ValueError, ZeroDivisionError, SyntaxError):
