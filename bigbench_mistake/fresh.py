@@ -9,10 +9,10 @@ precedence. Each reproduces the dataset's own targets (tests/test_fresh.py check
 """
 from __future__ import annotations
 
-import ast
 import random
 from pathlib import Path
 
+from .arithmetic import exact_value
 from .questions import Question
 
 FRESH_TASKS = ("dyck_languages", "word_sorting", "multistep_arithmetic")
@@ -37,17 +37,10 @@ def sorted_words(words: str) -> str:
 
 def evaluate(expression: str) -> int:
     """The value of an integer expression of +, -, * and parentheses (a trailing "=" is ignored)."""
-    def value(node: ast.AST) -> int:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int):
-            return node.value
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
-            a, b = value(node.left), value(node.right)
-            return a + b if isinstance(node.op, ast.Add) else a - b if isinstance(node.op, ast.Sub) else a * b
+    value = exact_value(expression.strip().removesuffix("=")) if "/" not in expression else None
+    if value is None or value.denominator != 1:
         raise ValueError(f"not an expression of integers, +, -, * and parentheses: {expression!r}")
-
-    return value(ast.parse(expression.strip().removesuffix("=").strip(), mode="eval").body)
+    return int(value)
 
 
 # ---------------------------------------------------------------- questions like the dataset's

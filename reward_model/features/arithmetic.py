@@ -6,11 +6,12 @@ with the value the trace gave them, so `A - B - C = -14 - 2 - (-1260)` is checke
 """
 from __future__ import annotations
 
-import ast
 import re
 from fractions import Fraction
 from functools import lru_cache
 from typing import Iterable
+
+from bigbench_mistake.arithmetic import exact_value
 
 from . import StepContext
 
@@ -26,31 +27,7 @@ def evaluate(expr: str) -> Fraction | None:
     expr = expr.replace("×", "*").strip().rstrip(".").strip()
     if not expr or not re.search(r"\d", expr) or re.search(r"[^-+*/()\d.\s]", expr):
         return None
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except (SyntaxError, ValueError):
-        return None
-    return _eval(tree.body)
-
-
-def _eval(node: ast.AST) -> Fraction | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return Fraction(str(node.value))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        v = _eval(node.operand)
-        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
-        a, b = _eval(node.left), _eval(node.right)
-        if a is None or b is None:
-            return None
-        if isinstance(node.op, ast.Add):
-            return a + b
-        if isinstance(node.op, ast.Sub):
-            return a - b
-        if isinstance(node.op, ast.Mult):
-            return a * b
-        return None if b == 0 else a / b
-    return None
+    return exact_value(expr)
 
 
 def _substitute(expr: str, env: dict[str, Fraction]) -> str:
