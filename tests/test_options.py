@@ -7,6 +7,7 @@ import json
 import typer.main
 from typer.testing import CliRunner
 
+from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS
 from backtrack.lm.backends import BackendConfig
 from backtrack.runs.options import (BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
                                     Selection, TracesFile)
@@ -35,7 +36,7 @@ def test_shared_options_have_one_name_and_default_everywhere():
         assert p["out"].required, name
         assert "max_tokens" not in p and "k" not in p, name
         if name != "find":
-            assert (p["max_steps"].default, p["max_step_tokens"].default) == (40, 160), name
+            assert (p["max_steps"].default, p["max_step_tokens"].default) == (MAX_STEPS, MAX_STEP_TOKENS), name
             assert p["max_step_tokens"].opts == ["--max-step-tokens"], name
 
 

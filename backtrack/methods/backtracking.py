@@ -37,7 +37,7 @@ from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, decision_threshold, first_mistake
 
-from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS, DecodeConfig, TraceRequest, decode_traces
 from backtrack.lm.generator import LM, Step, StepRequest, stable_int
 
 SELECTIONS = ("logprob", "mean_logprob", "verifier")
@@ -57,8 +57,9 @@ class BacktrackConfig:
     accept: str = "always"      # "always" (the paper) | "answered" | "verified": see the module docstring
     top_k: int | None = None
     top_p: float | None = None
-    max_step_tokens: int = 160
-    max_steps: int = 64  # cap on the whole trace when finishing greedily (dyck traces run to ~40 steps)
+    max_step_tokens: int = MAX_STEP_TOKENS
+    max_steps: int = MAX_STEPS  # cap on the whole trace when finishing greedily
+    stop_repeats: int = STOP_REPEATS  # finishing stops after this many identical steps in a row (0: never)
     batch_size: int = 8  # traces finished together
     rounds: int = 1
     seed: int = 0
@@ -91,6 +92,8 @@ class BacktrackConfig:
         key = {k: v for k, v in asdict(self).items() if k != "batch_size"}  # batching never changes greedy output
         if self.accept == "always":
             del key["accept"]  # the paper's algorithm keeps the keys it had before `accept` existed
+        if self.stop_repeats == 0:
+            del key["stop_repeats"]  # likewise: without the loop stop, the keys of runs made before it
         return key
 
 
@@ -262,7 +265,8 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
         finished = decode_traces(generator, [TraceRequest(traces[i].task, traces[i].input,
                                                           (*traces[i].steps[:state[i]["loc"]],
                                                            state[i]["samples"][k].text)) for i, k in tries],
-                                 DecodeConfig(config.max_steps, config.max_step_tokens, config.batch_size))
+                                 DecodeConfig(config.max_steps, config.max_step_tokens, config.batch_size,
+                                              stop_repeats=config.stop_repeats))
         firsts: list[int | None] = [None] * len(tries)
         if config.accept == "verified":
             firsts = verifier.first_mistakes([traces[i].replace(steps=d.steps, mistake_index=None, extra={})

@@ -14,6 +14,9 @@ A trace ends, and its stop reason says why:
 - "answer":    a step contains an answer per the task's regex (TaskSpec.extract_answer: "the answer is ...");
 - "eos":       the model emitted its end-of-sequence token;
 - "token_cap": a step reached `max_tokens` without a newline (the step is kept, cut where it stopped);
+- "loop":      the last `stop_repeats` steps are the same text (a greedy decoder that writes one step
+               several times in a row goes on writing it until a cap; none of the dataset's 478 correct
+               traces repeats a step even twice in a row, 18 of its mistaken ones 3 to 14 times);
 - "step_cap":  the trace holds `max_steps` steps (given steps count) without an answer.
 A request whose given last step already holds an answer (or that already has max_steps steps) is
 returned as is, with no new step.
@@ -29,7 +32,14 @@ from bigbench_mistake.tasks import get_task
 
 from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest
 
-STOP_ANSWER, STOP_STEP_CAP, STOP_TOKEN_CAP, STOP_TRACE_EOS = "answer", "step_cap", "token_cap", "eos"
+STOP_ANSWER, STOP_STEP_CAP, STOP_TOKEN_CAP, STOP_TRACE_EOS, STOP_LOOP = "answer", "step_cap", "token_cap", "eos", "loop"
+
+# Caps that never cut a trace like the dataset's (measured with Qwen2.5's tokenizer on all 2,186):
+# word sorting's first step runs to 276 tokens (median longest step 199), and dyck traces to 126
+# steps. 160 tokens cut 231 of the 300 word-sorting traces. A greedy loop stops at STOP_REPEATS.
+MAX_STEPS = 128
+MAX_STEP_TOKENS = 320
+STOP_REPEATS = 4
 
 
 @dataclass(frozen=True)
@@ -45,13 +55,16 @@ class TraceRequest:
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    max_steps: int = 16        # steps per trace, given steps included (the dataset's longest trace has 13)
-    max_tokens: int = 160      # tokens per step
-    batch_size: int = 8        # traces decoded together
-    few_shot: str | None = None  # replaces the task's few-shot prompt (None: the paper's)
+    max_steps: int = MAX_STEPS             # steps per trace, given steps included
+    max_tokens: int = MAX_STEP_TOKENS      # tokens per step
+    batch_size: int = 8                    # traces decoded together
+    few_shot: str | None = None            # replaces the task's few-shot prompt (None: the paper's)
+    stop_repeats: int = STOP_REPEATS       # stop after this many identical steps in a row (0: never)
 
     def __post_init__(self) -> None:
         require_positive(self, "max_steps", "max_tokens", "batch_size")
+        if self.stop_repeats < 0 or self.stop_repeats == 1:
+            raise ValueError(f"stop_repeats must be 0 (never) or >= 2, got {self.stop_repeats}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,7 @@ class DecodedTrace:
     request: TraceRequest
     steps: tuple[str, ...]           # given steps + new steps
     new_steps: tuple[Step, ...]      # what the generator wrote (with log-probs and token counts)
-    stop_reason: str                 # answer | eos | token_cap | step_cap
+    stop_reason: str                 # answer | eos | token_cap | loop | step_cap
     seconds: float                   # wall time from the trace's first step to its last (shared with its batch)
 
     @property
@@ -71,6 +84,13 @@ class DecodedTrace:
         return sum(s.logprob for s in self.new_steps)
 
 
+def looping(steps: Sequence[str], repeats: int) -> bool:
+    """The last `repeats` steps are one text (whitespace aside); never when `repeats` is 0."""
+    if repeats == 0 or len(steps) < repeats:
+        return False
+    return len({" ".join(s.split()) for s in steps[-repeats:]}) == 1
+
+
 def _finished(request: TraceRequest, steps: Sequence[str], last: Step | None, config: DecodeConfig) -> str | None:
     """The stop reason once a trace is done, else None."""
     if get_task(request.task).has_answer(steps):
@@ -79,6 +99,8 @@ def _finished(request: TraceRequest, steps: Sequence[str], last: Step | None, co
         return STOP_TRACE_EOS
     if last is not None and last.stop_reason == STOP_MAX_TOKENS:
         return STOP_TOKEN_CAP
+    if looping(steps, config.stop_repeats):
+        return STOP_LOOP
     if len(steps) >= config.max_steps:
         return STOP_STEP_CAP
     return None

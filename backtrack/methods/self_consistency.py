@@ -30,6 +30,7 @@ from bigbench_mistake.answers import Invalid, take_answer
 from bigbench_mistake.tasks import TaskSpec
 
 from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest, stable_int
+from backtrack.methods.decoding import STOP_REPEATS, looping
 
 
 # ------------------------------------------------------------------ sampled traces
@@ -46,7 +47,8 @@ def trace_finished(step: Step) -> bool:
 
 def sample_trace(generator: LM, spec: TaskSpec, input_text: str, question_id: str, sample: int, *,
                  temperature: float, seed: int, max_steps: int, max_step_tokens: int,
-                 top_k: int | None = None, top_p: float | None = None) -> tuple[list[str], list[Step]]:
+                 top_k: int | None = None, top_p: float | None = None,
+                 stop_repeats: int = STOP_REPEATS) -> tuple[list[str], list[Step]]:
     """One trace sampled at `temperature`, one step per call: the sequential definition that
     sample_traces advances k at a time (tests and bench part d hold the two side by side)."""
     texts: list[str] = []
@@ -58,14 +60,15 @@ def sample_trace(generator: LM, spec: TaskSpec, input_text: str, question_id: st
         [[step]] = generator.generate_steps([ask])
         steps.append(step)
         texts.append(step.text)
-        if trace_finished(step):
+        if trace_finished(step) or looping(texts, stop_repeats):
             break
     return texts, steps
 
 
 def sample_traces(generator: LM, spec: TaskSpec, input_text: str, question_id: str, k: int, *,
                   temperature: float, seed: int, max_steps: int, max_step_tokens: int,
-                  top_k: int | None = None, top_p: float | None = None) -> list[tuple[list[str], list[Step]]]:
+                  top_k: int | None = None, top_p: float | None = None,
+                  stop_repeats: int = STOP_REPEATS) -> list[tuple[list[str], list[Step]]]:
     """The k traces sample_trace draws for samples 0..k-1, advanced together: each round asks for the
     next step of every unfinished trace in one generate_steps call (same prompts, same seeds)."""
     texts: list[list[str]] = [[] for _ in range(k)]
@@ -78,7 +81,8 @@ def sample_traces(generator: LM, spec: TaskSpec, input_text: str, question_id: s
         for i, [step] in zip(live, generator.generate_steps(asks)):
             steps[i].append(step)
             texts[i].append(step.text)
-        live = [i for i in live if not trace_finished(steps[i][-1]) and len(texts[i]) < max_steps]
+        live = [i for i in live if not trace_finished(steps[i][-1]) and not looping(texts[i], stop_repeats)
+                and len(texts[i]) < max_steps]
     return list(zip(texts, steps))
 
 

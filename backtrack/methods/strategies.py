@@ -21,7 +21,7 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
-from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS, DecodeConfig, TraceRequest, decode_traces
 from backtrack.lm.generator import LM
 from backtrack.lm.wrappers import CountingLM
 from backtrack.methods.least_to_most import least_to_most as run_least_to_most
@@ -37,8 +37,9 @@ items_from_traces = questions_from_traces
 # ------------------------------------------------------------------ config and results
 @dataclass(frozen=True)
 class StrategyConfig:
-    max_steps: int = 20  # cap on the Thoughts of one trace
-    max_step_tokens: int = 128  # cap on the tokens of one step
+    max_steps: int = MAX_STEPS  # cap on the Thoughts of one trace
+    max_step_tokens: int = MAX_STEP_TOKENS  # cap on the tokens of one step
+    stop_repeats: int = STOP_REPEATS  # a trace stops after this many identical steps in a row (0: never)
     seed: int = 0
     # self-consistency (Wang et al. 2022)
     sc_samples: int = 8
@@ -77,7 +78,7 @@ class StrategyConfig:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        for name, paper in (("bt_selection", "logprob"), ("bt_accept", "always")):
+        for name, paper in (("bt_selection", "logprob"), ("bt_accept", "always"), ("stop_repeats", 0)):
             if d[name] == paper:
                 del d[name]  # compare runs written before these options existed still resume
         return d
@@ -139,7 +140,8 @@ def _run_each(name: str, items: Sequence[Item], generator: LM,
 def greedy_trace(gen: LM, item: Item, config: StrategyConfig) -> tuple[list[str], str]:
     """Steps and stop reason of the greedy step-wise trace (backtrack/methods/decoding.py)."""
     [t] = decode_traces(gen, [TraceRequest(item.task, item.input)],
-                        DecodeConfig(max_steps=config.max_steps, max_tokens=config.max_step_tokens, batch_size=1))
+                        DecodeConfig(max_steps=config.max_steps, max_tokens=config.max_step_tokens, batch_size=1,
+                                     stop_repeats=config.stop_repeats))
     return list(t.steps), t.stop_reason
 
 
@@ -158,6 +160,7 @@ def _sampled_traces(item: Item, gen: LM, config: StrategyConfig) -> list[list[st
     spec = get_task(item.task)
     traces = sample_traces(gen, spec, item.input, item.id, config.sc_samples, temperature=config.sc_temperature,
                            seed=config.seed, max_steps=config.max_steps, max_step_tokens=config.max_step_tokens,
+                           stop_repeats=config.stop_repeats,
                            top_k=config.sc_top_k, top_p=config.sc_top_p)
     return [texts for texts, _ in traces]
 
@@ -214,6 +217,7 @@ def backtrack(items: Sequence[Item], config: StrategyConfig, generator: LM,
     if locator is None:
         raise ValueError("backtrack needs a locator (e.g. --locator trained or prompt:direct-step)")
     bt = BacktrackConfig(max_steps=config.max_steps, max_step_tokens=config.max_step_tokens, seed=config.seed,
+                         stop_repeats=config.stop_repeats,
                          selection=config.bt_selection, accept=config.bt_accept)
     verifier = Verifier(locator, config.threshold) if bt.needs_verifier else None
 

@@ -59,7 +59,8 @@ def _correctable(traces: list) -> list:
 def _bt_config(bt: BacktrackOptions, decode: DecodeOptions, seed: int) -> BacktrackConfig:
     return BacktrackConfig(n_samples=bt.samples, temperature=bt.temperature, selection=bt.selection, seed=seed,
                            max_steps=decode.max_steps, max_step_tokens=decode.max_step_tokens,
-                           batch_size=decode.batch_size, rounds=bt.rounds, accept=bt.accept)
+                           stop_repeats=decode.stop_repeats, batch_size=decode.batch_size, rounds=bt.rounds,
+                           accept=bt.accept)
 
 
 def backtrack(run: RunOptions, sel: Selection, files: TracesFile, decode: DecodeOptions, loc: LocateOptions,
@@ -135,6 +136,7 @@ def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Decod
     for name in strategies:
         get_strategy(name)
     config = StrategyConfig(max_steps=decode.max_steps, max_step_tokens=decode.max_step_tokens, seed=run.seed,
+                            stop_repeats=decode.stop_repeats,
                             sc_samples=sc_samples, sc_temperature=sc_temperature, located_weight=located_weight,
                             threshold=loc.threshold)
     items = sel.questions(files.questions)
@@ -163,7 +165,8 @@ def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Deco
     if not files.questions and len(sel.tasks) != 1:
         raise ValueError("generate: give one --task (the dataset's questions of that task) or --questions FILE")
     task = sel.tasks[0] if len(sel.tasks) == 1 else None
-    decode_cfg = DecodeConfig(max_steps=decode.max_steps, max_tokens=decode.max_step_tokens, batch_size=decode.batch_size)
+    decode_cfg = DecodeConfig(max_steps=decode.max_steps, max_tokens=decode.max_step_tokens, batch_size=decode.batch_size,
+                              stop_repeats=decode.stop_repeats)
     probe = dict(task=task, questions=str(files.questions) if files.questions else None, limit=sel.limit,
                  seed=run.seed, decode=decode_cfg)
     if not select_questions(GenerateConfig(model="?", **probe), sel.data_dir):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
+from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS
 from backtrack.runs.shard import parse_shard
 from bigbench_mistake.options import REQUIRED, option, require_positive
 from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions
@@ -69,13 +70,18 @@ class TracesFile:
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    max_steps: int = option(40, "Cap on the Thoughts of one trace.")
-    max_step_tokens: int = option(160, "Cap on the tokens of one step.")
+    max_steps: int = option(MAX_STEPS, "Cap on the Thoughts of one trace (the dataset's longest, dyck, has 126).")
+    max_step_tokens: int = option(MAX_STEP_TOKENS, "Cap on the tokens of one step (word sorting's first step runs to "
+                                  "~280).")
+    stop_repeats: int = option(STOP_REPEATS, "Stop a trace that writes the same step this many times in a row "
+                               "(a greedy loop; stop reason 'loop'); 0: never.")
     batch_size: int = option(4, "Traces decoded together (on the development CPU llama.cpp decoded 4 streams at "
                              "18.9 tokens/s, 8 at 15.5 and 16 at 23: measure yours).")
 
     def __post_init__(self) -> None:
         require_positive(self, "max_steps", "max_step_tokens", "batch_size", flags=True)
+        if self.stop_repeats < 0 or self.stop_repeats == 1:
+            raise ValueError(f"--stop-repeats must be 0 (never) or >= 2, got {self.stop_repeats}")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ def generated_traces(items: Sequence[Item], generator: LM, cfg: PipelineConfig) 
     """Greedy step-wise traces for the items, as unlabelled Traces, with generation metadata."""
     start = time.perf_counter()
     decoded = decode_traces(generator, [TraceRequest(i.task, i.input) for i in items],
-                            DecodeConfig(cfg.backtrack.max_steps, cfg.backtrack.max_step_tokens, cfg.batch_size))
+                            DecodeConfig(cfg.backtrack.max_steps, cfg.backtrack.max_step_tokens, cfg.batch_size,
+                                         stop_repeats=cfg.backtrack.stop_repeats))
     share = (time.perf_counter() - start) / max(len(items), 1)
     out = []
     for item, d in zip(items, decoded):

@@ -1,0 +1,63 @@
+"""The step caps never cut a trace like the dataset's, and a greedy loop (one step written again and
+again) ends the trace with stop reason "loop" instead of running to the step cap."""
+import pytest
+
+from backtrack.methods.backtracking import BacktrackConfig
+from backtrack.methods.decoding import (MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS, DecodeConfig, TraceRequest,
+                                        decode_traces, looping)
+from backtrack.methods.self_consistency import sample_traces
+from bigbench_mistake.dataset import load_all
+from bigbench_mistake.tasks import get_task
+from tests.tiny_model import TINY_FEW_SHOT
+
+
+def test_looping_counts_identical_steps_in_a_row():
+    assert looping(["a", "b", "b", "b "], 3)          # whitespace aside
+    assert not looping(["b", "b", "a", "b"], 3)
+    assert not looping(["b", "b"], 3)
+    assert not looping(["b"] * 50, 0)                 # 0: never
+
+
+def test_no_correct_dataset_trace_would_be_stopped_and_none_is_longer_than_the_cap():
+    traces = load_all()
+    assert max(len(t.steps) for t in traces) <= MAX_STEPS
+    correct = [t for t in traces if t.mistake_index is None]
+    assert not any(looping(t.steps[:i], 2) for t in correct for i in range(2, len(t.steps) + 1))
+    assert STOP_REPEATS >= 2 and MAX_STEP_TOKENS >= 300
+
+
+def test_a_trace_that_already_loops_is_returned_with_stop_reason_loop(tiny_generator):
+    loop = ("Let's add 4 and 1.",) * 3
+    req = TraceRequest("multistep_arithmetic", "4 + 1 =", loop)
+    cfg = dict(max_steps=6, max_tokens=12, few_shot=TINY_FEW_SHOT)
+    [stopped] = decode_traces(tiny_generator, [req], DecodeConfig(stop_repeats=3, **cfg))
+    assert stopped.stop_reason == "loop" and stopped.steps == loop and stopped.new_steps == ()
+    [off] = decode_traces(tiny_generator, [req], DecodeConfig(stop_repeats=0, **cfg))
+    assert off.new_steps and off.stop_reason != "loop"
+
+
+def test_decoding_stops_a_loop_the_model_writes(tiny_generator):
+    # whatever the tiny model writes, no finished trace holds stop_repeats identical steps in a row
+    # unless it stopped for that reason, and a trace stopped as a loop ends with exactly such a run
+    reqs = [TraceRequest("multistep_arithmetic", f"{a} + {b} =") for a in range(4) for b in range(3)]
+    out = decode_traces(tiny_generator, reqs, DecodeConfig(max_steps=12, max_tokens=12, stop_repeats=2,
+                                                           few_shot=TINY_FEW_SHOT))
+    for t in out:
+        assert (t.stop_reason == "loop") == looping(t.steps, 2)
+        assert not any(looping(t.steps[:i], 2) for i in range(len(t.steps)))
+
+
+def test_validation_and_the_paper_keys():
+    for bad in (-1, 1):
+        with pytest.raises(ValueError, match="stop_repeats"):
+            DecodeConfig(stop_repeats=bad)
+    # without the loop stop, the cache key is the one of runs made before it existed
+    assert "stop_repeats" not in BacktrackConfig(stop_repeats=0).sampling_key()
+    assert BacktrackConfig().sampling_key()["stop_repeats"] == STOP_REPEATS
+
+
+def test_sampled_traces_stop_on_a_loop_too(tiny_generator):
+    spec = get_task("multistep_arithmetic")
+    for texts, _ in sample_traces(tiny_generator, spec, "2 + 2 =", "q", 4, temperature=0.7, seed=0,
+                                  max_steps=10, max_step_tokens=8, stop_repeats=2):
+        assert not any(looping(texts[:i], 2) for i in range(len(texts)))
