@@ -228,7 +228,7 @@ def simulate_cli(run, sel, decode, bt, backend, accuracies: str, rm_seed: int) -
     return commands.simulate(run, sel, decode, bt, backend, levels, rm_seed)
 
 
-@run_command("compare", *RUN, QuestionsFile, DecodeOptions, LocateOptions, BackendConfig,
+@run_command("compare", *RUN, QuestionsFile, DecodeOptions, *LOCATE, BackendConfig,
              strategies=(str, typer.Option("cot,self-consistency,least-to-most", "--strategies", help="Comma-separated: "
                                            "cot, backtrack, self-consistency, sc-weighted, least-to-most.")),
              sc_samples=(int, typer.Option(8, "--sc-samples", help="Self-consistency: traces sampled per question.")),
@@ -237,7 +237,7 @@ def simulate_cli(run, sel, decode, bt, backend, accuracies: str, rm_seed: int) -
                                                  "with a located mistake (1.0 without).")),
              summary_only=(bool, typer.Option(False, "--summary-only", help="Run nothing: print the table of what "
                                               "--out holds so far.")))
-def compare_cli(run, sel, files, decode, loc, backend, strategies: str, sc_samples: int, sc_temperature: float,
+def compare_cli(run, sel, files, decode, loc, bt, backend, strategies: str, sc_samples: int, sc_temperature: float,
                 located_weight: float, summary_only: bool) -> dict:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
     from backtrack.runs import commands
@@ -246,7 +246,7 @@ def compare_cli(run, sel, files, decode, loc, backend, strategies: str, sc_sampl
     if summary_only:
         return summarise_run_dir(run.out)
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
-    return commands.compare(run, sel, files, decode, loc, backend, names, sc_samples, sc_temperature, located_weight)
+    return commands.compare(run, sel, files, decode, loc, bt, backend, names, sc_samples, sc_temperature, located_weight)
 
 
 @run_command("find", *RUN, TracesFile, BackendConfig,

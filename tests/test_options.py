@@ -87,3 +87,16 @@ def test_a_run_directory_from_before_the_rename_resumes(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(old), encoding="utf-8")
     new = {**{k: v for k, v in old.items() if k != "generator"}, "model": "gemma-3-270m@float32"}
     assert RunDir(tmp_path, new).config == new
+
+
+def test_compare_backtracks_with_the_variant_given_and_old_configs_keep_their_keys(tmp_path):
+    from backtrack.methods.strategies import StrategyConfig
+
+    p = params("compare")
+    assert {"selection", "accept", "samples", "temperature", "rounds"} <= set(p)
+    r = CliRunner().invoke(app, ["compare", "--out", str(tmp_path / "run"), "--rounds", "2"])
+    assert r.exit_code == 1 and "--rounds 1" in r.output and not (tmp_path / "run").exists()
+    paper = StrategyConfig().to_json()
+    assert not {"bt_selection", "bt_accept", "bt_samples", "bt_temperature"} & set(paper)
+    guarded = StrategyConfig(bt_selection="verifier", bt_accept="verified", bt_samples=4).to_json()
+    assert (guarded["bt_selection"], guarded["bt_accept"], guarded["bt_samples"]) == ("verifier", "verified", 4)

@@ -52,6 +52,8 @@ class StrategyConfig:
     # backtrack: the paper's algorithm by default; the guarded variants judge with the same locator
     bt_selection: str = "logprob"
     bt_accept: str = "always"
+    bt_samples: int = 8
+    bt_temperature: float = 1.0
     # least-to-most (Zhou et al. 2022)
     ltm_max_subquestions: int = 8
     ltm_decompose_tokens: int = 192
@@ -73,12 +75,15 @@ class StrategyConfig:
             raise ValueError("threshold must be in (0, 1]")
         if self.bt_selection not in SELECTIONS or self.bt_accept not in ACCEPTS:
             raise ValueError(f"bt_selection must be one of {SELECTIONS} and bt_accept one of {ACCEPTS}")
+        if self.bt_samples < 1 or self.bt_temperature <= 0:
+            raise ValueError("bt_samples must be >= 1 and bt_temperature > 0")
         if self.ltm_max_subquestions < 1:
             raise ValueError("ltm_max_subquestions must be >= 1")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        for name, paper in (("bt_selection", "logprob"), ("bt_accept", "always"), ("stop_repeats", 0)):
+        for name, paper in (("bt_selection", "logprob"), ("bt_accept", "always"), ("stop_repeats", 0),
+                            ("bt_samples", 8), ("bt_temperature", 1.0)):
             if d[name] == paper:
                 del d[name]  # compare runs written before these options existed still resume
         return d
@@ -218,7 +223,8 @@ def backtrack(items: Sequence[Item], config: StrategyConfig, generator: LM,
         raise ValueError("backtrack needs a locator (e.g. --locator trained or prompt:direct-step)")
     bt = BacktrackConfig(max_steps=config.max_steps, max_step_tokens=config.max_step_tokens, seed=config.seed,
                          stop_repeats=config.stop_repeats,
-                         selection=config.bt_selection, accept=config.bt_accept)
+                         selection=config.bt_selection, accept=config.bt_accept, n_samples=config.bt_samples,
+                         temperature=config.bt_temperature)
     verifier = Verifier(locator, config.threshold) if bt.needs_verifier else None
 
     def solve(item: Item, gen: LM):

@@ -128,17 +128,19 @@ def simulate(run: RunOptions, sel: Selection, decode: DecodeOptions, bt: Backtra
 
 
 def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, loc: LocateOptions,
-            backend: BackendConfig, strategies: tuple[str, ...], sc_samples: int, sc_temperature: float,
-            located_weight: float) -> dict[str, Any]:
+            bt: BacktrackOptions, backend: BackendConfig, strategies: tuple[str, ...], sc_samples: int,
+            sc_temperature: float, located_weight: float) -> dict[str, Any]:
     from backtrack.methods.strategies import StrategyConfig, get_strategy
     from backtrack.runs.compare import run_compare
 
     for name in strategies:
         get_strategy(name)
+    if bt.rounds != 1:
+        raise ValueError("compare: the backtrack strategy corrects one mistake per question (--rounds 1)")
     config = StrategyConfig(max_steps=decode.max_steps, max_step_tokens=decode.max_step_tokens, seed=run.seed,
-                            stop_repeats=decode.stop_repeats,
-                            sc_samples=sc_samples, sc_temperature=sc_temperature, located_weight=located_weight,
-                            threshold=loc.threshold)
+                            stop_repeats=decode.stop_repeats, bt_selection=bt.selection, bt_accept=bt.accept,
+                            bt_samples=bt.samples, bt_temperature=bt.temperature, sc_samples=sc_samples,
+                            sc_temperature=sc_temperature, located_weight=located_weight, threshold=loc.threshold)
     items = sel.questions(files.questions)
     lm = load_lm(backend)
     return run_compare(items, list(strategies), config, lm, run.out, locator_spec=loc.locator,
