@@ -142,3 +142,33 @@ def test_qwen_sample_logprob_equals_a_separate_forward_pass_within_1e_3(tmp_path
     for r in raw:
         assert sum(g.token_logprobs(toks, list(r.token_ids))) == pytest.approx(sum(r.token_logprobs), abs=1e-3)
     g.close()
+
+
+def test_a_shared_prefix_is_kept_on_disk_and_a_later_run_loads_it(gguf, tmp_path):
+    store = tmp_path / "prefixes"
+    first = make(gguf, prefix_dir=str(store))
+    greedy(first, PROMPTS[:1], 4)          # one question: nothing is shared yet, nothing saved
+    assert not list(store.rglob("*.kv"))
+    greedy(first, PROMPTS[1:2], 4)         # a second question branches off the few-shot prompt: saved
+    [kv] = list(store.rglob("*.kv"))
+    assert kv.with_suffix(".json").is_file() and len(first.store.saved) == 1
+    greedy(first, PROMPTS[2:3], 4)         # an extension of a question's prompt saves nothing more
+    assert len(list(store.rglob("*.kv"))) == 1
+    first.close()
+
+    later = make(gguf, prefix_dir=str(store))  # a new run: the few-shot prompt comes from disk
+    fresh = make(gguf)                          # no store: everything is computed
+    new_question = SPEC.prompt("((3 - 9) + (2 * 2)) =", ())
+    [a], [b] = greedy(later, [new_question], 24), greedy(fresh, [new_question], 24)
+    assert later.prompt_tokens_restored > 1500 and later.prompt_tokens_evaluated < 60
+    assert fresh.prompt_tokens_evaluated > 1500
+    assert a.text == b.text and a.n_tokens == b.n_tokens
+    assert abs(a.logprob - b.logprob) <= 0.02 * a.n_tokens  # other kernel shapes for the question's tokens
+    later.close()
+    fresh.close()
+    # a damaged entry is never used: the prefix is computed again
+    kv.with_suffix(".json").write_text("{not json", encoding="utf-8")
+    damaged = make(gguf, prefix_dir=str(store))
+    greedy(damaged, [new_question], 4)
+    assert damaged.prompt_tokens_restored == 0 and damaged.prompt_tokens_evaluated > 1500
+    damaged.close()

@@ -70,7 +70,7 @@ def load_llama(model: str | None, cache_dir: str | Path, options: LlamaOptions =
     else:
         raise ValueError(f"--backend llama runs GGUF files: --model {' | '.join(MODELS)} | FILE.gguf; got {name!r}")
     return LlamaCppGenerator(LlamaCppConfig(str(path), label=label, sha256=sha, n_threads=options.threads,
-                                            n_ctx=options.n_ctx))
+                                            n_ctx=options.n_ctx, prefix_dir=str(Path(cache_dir) / "llama-prefixes")))
 
 
 def hf_model_source(model: str | None, cache_dir: str | Path) -> str | None:

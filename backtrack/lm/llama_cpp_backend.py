@@ -17,6 +17,8 @@ How:
   cells run out, the least recently used sequences are dropped. The few-shot prompt of a task is
   therefore computed once per task and reused across questions, traces and samples, as long as
   some sequence of that task is alive (the pool holds `n_seq_max` of them).
+- Across runs, with `prefix_dir`: a prefix that prompts branch off (a task's few-shot prompt) is
+  saved to disk once, and a later run loads it instead of computing it (backtrack/lm/prefix_store.py).
 - Sampling is done here, in numpy, from the logits llama.cpp returns: softmax(logits / T) in float64,
   with top-k / top-p only when asked for, so a step's log-prob is exact under the distribution it
   was drawn from. Sample k of a request draws from numpy's PCG64 seeded with (seed, k): a sample
@@ -43,6 +45,7 @@ import numpy as np
 
 from backtrack.lm.generator import (STOP_EOS, STOP_MAX_TOKENS, STOP_NEWLINE, LoglikelihoodRequest, RawStep, Step,
                                     StepRequest, check_context)
+from backtrack.lm.prefix_store import PrefixStore
 
 
 _QUIET = None  # the process's llama.cpp log callback (set once, never freed)
@@ -58,6 +61,9 @@ class LlamaCppConfig:
     n_batch: int = 512              # tokens per llama_decode when evaluating prompts
     n_seq_max: int = 128            # sequences at once (one call's streams and the pool kept between calls)
     keep_seqs: int = 16             # sequences kept between calls for prefix reuse, most recently used
+    prefix_dir: str | None = None   # KV states of shared prefixes kept on disk across runs, in a folder per
+                                    # model file and llama.cpp version under this one (None: never)
+    prefix_min_tokens: int = 1024   # the shortest shared prefix worth saving
 
     def __post_init__(self) -> None:
         if not Path(self.model_path).is_file():
@@ -183,6 +189,7 @@ class LlamaCppGenerator:
         self._used: dict[int, int] = {}          # sequence id -> last use (for eviction)
         self.prompt_tokens_evaluated = 0          # counters for benchmarks and tests
         self.prompt_tokens_reused = 0
+        self.prompt_tokens_restored = 0           # of those reused, loaded from the prefix store
         self.decode_calls = 0
         self.generated_tokens = 0
         # called as on_progress(prompt tokens evaluated, tokens generated) about every
@@ -193,6 +200,8 @@ class LlamaCppGenerator:
         digest = config.sha256 or _quick_digest(config.model_path)
         label = config.label or Path(config.model_path).name
         self.name = f"{label}#{digest[:12]}@llama.cpp-{ll.__version__}"
+        self.store = (PrefixStore(Path(config.prefix_dir) / f"{digest[:16]}-llama.cpp-{ll.__version__}",
+                                  config.prefix_min_tokens) if config.prefix_dir else None)
 
     # ------------------------------------------------------------------ plumbing
     def _silence(self) -> None:
@@ -333,6 +342,8 @@ class LlamaCppGenerator:
         sequence, and evaluate the rest; returns (sequence id, logits after the last token) each.
         Prompts of one call that share a prefix no sequence holds yet (the first questions of a task)
         are loaded in waves: the first evaluates the shared prefix once, the others then reuse it."""
+        for toks in prompts:
+            self._restore(toks, pinned)
         done: dict[int, tuple[int, np.ndarray]] = {}
         remaining = list(range(len(prompts)))
         while remaining:
@@ -345,10 +356,44 @@ class LlamaCppGenerator:
             remaining = deferred
         return [done[i] for i in range(len(prompts))]
 
+    def _restore(self, toks: list[int], pinned: set[int]) -> None:
+        """Load the longest saved prefix of `toks` into a new sequence when it beats every live one by
+        more than 256 tokens. A state llama.cpp cannot load (no free cells, damaged file) is skipped."""
+        found = self.store.longest(toks) if self.store is not None else None
+        if found is None or found[1] <= self._best_donor(toks)[1] + 256:
+            return
+        path, n = found
+        seq = self._new_seq(pinned)
+        buf, got = (self.ll.llama_token * n)(), ctypes.c_size_t(0)
+        rc = self.ll.llama_state_seq_load_file(self.ctx, str(path).encode(), seq, buf, n, ctypes.byref(got))
+        if rc == 0 or got.value != n or list(buf) != toks[:n]:
+            self._free_seq(seq)
+            return
+        self.seqs[seq] = list(toks[:n])
+        self._touch(seq)
+        self.prompt_tokens_restored += n
+
+    def _save_prefix(self, donor: int, prefix: list[int], pinned: set[int]) -> None:
+        """Write the KV state of `donor`'s first len(prefix) cells to the store (through a scratch
+        sequence that shares those cells, so the donor is untouched)."""
+        scratch = self._new_seq(pinned | {donor})
+        self.ll.llama_memory_seq_cp(self.mem, donor, scratch, 0, len(prefix))
+        arr = (self.ll.llama_token * len(prefix))(*prefix)
+
+        def write(path: Path) -> bool:
+            return self.ll.llama_state_seq_save_file(self.ctx, str(path).encode(), scratch, arr, len(prefix)) > 0
+
+        try:
+            self.store.publish(prefix, write)
+        finally:
+            self._free_seq(scratch)
+
     def _load_wave(self, prompts: list[list[int]], pinned: set[int]) -> list[tuple[int, np.ndarray]]:
         plans = []
         for toks in prompts:
             donor, n = self._best_donor(toks)
+            if donor is not None and self.store is not None and self.store.wanted(toks, n, len(self.seqs[donor])):
+                self._save_prefix(donor, toks[:n], pinned)
             plans.append((donor, min(n, len(toks) - 1)))  # the last token is always evaluated: its logits are needed
         seq_of: list[int] = []
         donors = {d for d, _ in plans if d is not None}  # never evicted to make room in this wave
