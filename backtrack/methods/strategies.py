@@ -161,22 +161,25 @@ def cot(items: Sequence[Item], config: StrategyConfig, generator: LM, locator: L
     return _run_each("cot", items, generator, solve)
 
 
-def _sampled_traces(item: Item, gen: LM, config: StrategyConfig) -> list[list[str]]:
+def _sampled_traces(item: Item, gen: LM, config: StrategyConfig) -> tuple[list[list[str]], list[int]]:
+    """The k sampled traces (step texts) and the tokens each cost."""
     spec = get_task(item.task)
     traces = sample_traces(gen, spec, item.input, item.id, config.sc_samples, temperature=config.sc_temperature,
                            seed=config.seed, max_steps=config.max_steps, max_step_tokens=config.max_step_tokens,
                            stop_repeats=config.stop_repeats,
                            top_k=config.sc_top_k, top_p=config.sc_top_p)
-    return [texts for texts, _ in traces]
+    return [texts for texts, _ in traces], [sum(s.n_tokens for s in steps) for _, steps in traces]
 
 
-def _vote_extra(spec, traces, vote) -> tuple[list[str], dict[str, Any]]:
+def _vote_extra(spec, traces, vote, sample_tokens) -> tuple[list[str], dict[str, Any]]:
     win = winning_sample(spec, traces, vote)
     # The final trace is the first sample that gave the winning answer (the first sample when none did).
     final = traces[win if win is not None else 0]
+    # Sample i does not depend on k (its seed is (question, i)), so the first j samples and their
+    # tokens are what self-consistency at k=j would have drawn: the record holds every smaller k too.
     return final, {"vote": vote.to_dict(), "winning_sample": win,
                    "sample_answers": [b.answer for b in extract_ballots(spec, traces)],
-                   "samples": traces}
+                   "sample_tokens": sample_tokens, "samples": traces}
 
 
 def self_consistency(items: Sequence[Item], config: StrategyConfig, generator: LM,
@@ -185,9 +188,9 @@ def self_consistency(items: Sequence[Item], config: StrategyConfig, generator: L
 
     def solve(item: Item, gen: LM):
         spec = get_task(item.task)
-        traces = _sampled_traces(item, gen, config)
+        traces, tokens = _sampled_traces(item, gen, config)
         vote = majority_vote(spec, traces)
-        final, extra = _vote_extra(spec, traces, vote)
+        final, extra = _vote_extra(spec, traces, vote, tokens)
         return final, extra, vote
 
     return _run_each("self-consistency", items, generator, solve)
@@ -201,12 +204,12 @@ def sc_weighted(items: Sequence[Item], config: StrategyConfig, generator: LM,
 
     def solve(item: Item, gen: LM):
         spec = get_task(item.task)
-        traces = _sampled_traces(item, gen, config)
+        traces, tokens = _sampled_traces(item, gen, config)
         as_traces = [Trace(item.task, f"{item.id}#sample{i}", item.input, tuple(t), None, item.target, None)
                      for i, t in enumerate(traces)]
         located = locate(locator, as_traces, config.threshold)
         vote = weighted_vote(spec, traces, located, config.located_weight)
-        final, extra = _vote_extra(spec, traces, vote)
+        final, extra = _vote_extra(spec, traces, vote, tokens)
         extra.update(located=located, locator=locator.name)
         return final, extra, vote
 

@@ -22,6 +22,7 @@ from typing import Any
 from reward_model.locator import Locator
 
 from backtrack.lm.generator import LM
+from backtrack.runs.compute import sc_curve, tokens_per_corrected
 from backtrack.runs.executor import Work, execute
 from bigbench_mistake.bootstrap import accuracy_interval, difference_interval
 from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, read_run_file, write_json
@@ -152,14 +153,22 @@ def summarise_compare(records: Iterable[dict[str, Any]], strategies: Sequence[st
     tasks = sorted({task for task, _ in complete})
     out: dict[str, Any] = {"strategies": list(strategies), "questions_complete": len(complete),
                            "questions_partial": len(by_key) - len(complete), "tasks": {}}
-    out["differences"] = {}
+    out["differences"], out["sc_curve"], out["tokens_per_corrected"] = {}, {}, {}
     for task in tasks:
         rows = [v for (t, _), v in complete.items() if t == task]
         out["tasks"][task] = {s: _block([v[s] for v in rows]) for s in strategies}
-        out["differences"][task] = _differences(rows, strategies)
+        _compute_views(out, task, rows, strategies)
     out["all"] = {s: _block([v[s] for v in complete.values()]) for s in strategies}
-    out["differences"]["all"] = _differences(list(complete.values()), strategies)
+    _compute_views(out, "all", list(complete.values()), strategies)
     return out
+
+
+def _compute_views(out: dict[str, Any], key: str, rows: list[dict[str, dict[str, Any]]],
+                   strategies: Sequence[str]) -> None:
+    """Paired differences, self-consistency at every k, tokens per corrected answer (compute.py)."""
+    out["differences"][key] = _differences(rows, strategies)
+    out["sc_curve"][key] = sc_curve(rows)
+    out["tokens_per_corrected"][key] = tokens_per_corrected(rows, strategies)
 
 
 def _differences(rows: list[dict[str, dict[str, Any]]], strategies: Sequence[str]) -> dict[str, Any]:
@@ -187,6 +196,10 @@ def plot_compare(summary: dict[str, Any], path: Path) -> str | None:
         for i, (name, b) in enumerate(block.items()):
             if b["n"]:
                 ax.scatter(b["mean_tokens"], b["accuracy"], marker=markers[i % len(markers)], s=50, label=name)
+        curve = summary.get("sc_curve", {}).get("all" if title == "all tasks" else title) or []
+        if curve:  # self-consistency at k = 1..K, from the same samples
+            ax.plot([p["mean_tokens"] for p in curve], [p["accuracy"] for p in curve], ":", color="gray",
+                    label="self-consistency, k=1..K")
         ax.set_title(f"{title} (n={next(iter(block.values()))['n']})", fontsize=10)
         ax.set_xlabel("tokens generated per question")
         ax.set_ylabel("accuracy %")

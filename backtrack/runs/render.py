@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backtrack.runs.compute import matched_k
 from bigbench_mistake.render import render_scores, table
 
 
@@ -28,6 +29,19 @@ def render_compare(r: dict) -> str:
         found = r.get("differences", {}).get(task) or {}
         lines = [f"  {pair}: {d['difference']:+} points, 95% {_interval(d['interval'])}{' (real)' if d['real'] else ''}"
                  for pair, d in found.items() if d]
+        curve = r.get("sc_curve", {}).get(task) or []
+        if curve:
+            lines.append("  self-consistency at k=1..K (same samples): " + ", ".join(
+                f"k={p['k']} {p['accuracy']}% @ {p['mean_tokens']:.0f} tok" for p in curve))
+            bt = (r["all"] if task == "all" else r["tasks"][task]).get("backtrack")
+            point = matched_k(curve, bt["mean_tokens"]) if bt and bt["n"] else None
+            if point:
+                lines.append(f"  compute-matched: backtrack {bt['accuracy']}% @ {bt['mean_tokens']:.0f} tok vs "
+                             f"self-consistency k={point['k']} {point['accuracy']}% @ {point['mean_tokens']:.0f} tok")
+        for name, t in (r.get("tokens_per_corrected", {}).get(task) or {}).items():
+            per = t["tokens_per_corrected"]
+            lines.append(f"  {name} vs cot: {t['net_corrected']:+} answer(s) for {t['extra_tokens']:+} tokens"
+                         + (f" = {per} tokens per corrected answer" if per is not None else ""))
         return "\n" + "\n".join(lines) if lines else ""
 
     parts = [f"{task}\n{table(rows(block), head)}{diffs(task)}" for task, block in r["tasks"].items()]
