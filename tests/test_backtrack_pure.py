@@ -74,6 +74,8 @@ def test_table6_deltas():
     assert s["delta_acc_correct"] == -50.0 and s["delta_acc_wrong"] == round(100 / 3, 2)
     assert (s["accuracy_before"], s["accuracy_after"]) == (40.0, 40.0)
     assert s["backtracked"] == 4 and s["invalid_before"] == 1
+    assert (s["net_change"], s["fixed"], s["broken"]) == (0.0, 1, 1)
+    assert s["backtracked_ended"] == {"newline": 4}  # the 5th trace was not backtracked
 
 
 def test_coupled_levels_and_break_even():

@@ -31,4 +31,16 @@ def test_one_column_group_per_locator():
     text = render_backtrack(runs)
     assert "[1] locator `gold`" in text and "[2] locator `random`" in text and "[3] locator `gold`" in text
     overall = next(line for line in text.splitlines() if line.startswith("| overall |"))
-    assert overall.startswith("| overall | 8 (3/5) | -33.33 | 20.00 | 37.5 → 37.5 |")
+    assert overall.startswith("| overall | 8 (3/5) | -33.33 | 20.00 | 0.00 | 37.5 → 37.5 |")
+
+
+def test_guarded_variants_get_their_own_label_and_rows_say_how_traces_ended():
+    guarded = run("v-a", "trained", "a", {**block(2, 2, 2, 1), "backtracked_ended": {"answer": 2, "rejected": 1}})
+    guarded["config"]["backtrack"] = {"selection": "verifier", "accept": "verified"}
+    paper = run("p-a", "trained", "a", {**block(2, 2, 1, 1), "backtracked_ended": {"answer": 3}})
+    paper["config"]["backtrack"] = {"selection": "logprob"}
+    text = render_backtrack([paper, guarded])
+    assert "[1] locator `trained`," in text and "[2] locator `trained (selection verifier, accept verified)`" in text
+    assert "- [2] a: {'answer': 2, 'rejected': 1}" in text
+    out = combine_blocks([guarded["results"]["tasks"]["a"], paper["results"]["tasks"]["a"]])
+    assert out["backtracked_ended"] == {"answer": 5, "rejected": 1} and out["net_change"] == 12.5

@@ -190,12 +190,20 @@ def summarise_backtrack(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         wrong = [r for r in rs if r["original_status"] != "correct"]
         right_after = sum(r["status"] == "correct" for r in right)
         wrong_after = sum(r["status"] == "correct" for r in wrong)
+        ended: dict[str, int] = {}  # how the last round of each backtracked trace ended: the "why" of a row
+        for r in rs:
+            if r["rounds"][0]["location"] is not None:
+                reason = r["rounds"][-1]["stop_reason"]
+                ended[reason] = ended.get(reason, 0) + 1
         return {
             "n": len(rs), "n_originally_correct": len(right), "n_originally_wrong": len(wrong),
             "accuracy_before": _pct(len(right), len(rs)),
             "accuracy_after": _pct(right_after + wrong_after, len(rs)),
             "delta_acc_correct": _pct(right_after - len(right), len(right)),
             "delta_acc_wrong": _pct(wrong_after, len(wrong)),
+            "net_change": _pct(right_after + wrong_after - len(right), len(rs)),  # accuracy after - before, points
+            "fixed": wrong_after, "broken": len(right) - right_after,
+            "backtracked_ended": dict(sorted(ended.items())),
             "backtracked": sum(r["rounds"][0]["location"] is not None for r in rs),
             "uncorrectable": sum(any(o["stop_reason"] == "uncorrectable" for o in r["rounds"]) for r in rs),
             "rejected": sum(any(o["stop_reason"] == "rejected" for o in r["rounds"]) for r in rs),

@@ -61,14 +61,16 @@ def render_find(r: dict) -> str:
 
 
 def render_backtrack(r: dict) -> str:
-    cols = ["n", "n_originally_correct", "n_originally_wrong", "delta_acc_correct", "delta_acc_wrong",
+    cols = ["n", "n_originally_correct", "n_originally_wrong", "delta_acc_correct", "delta_acc_wrong", "net_change",
             "accuracy_before", "accuracy_after", "backtracked", "uncorrectable", "rejected", "invalid_after", "tokens",
             "seconds"]
-    rows = [[task, *(b.get(c) for c in cols)] for task, b in r["results"]["tasks"].items()]
-    rows.append(["overall", *(r["results"]["overall"].get(c) for c in cols)])
-    head = ["task", "n", "n✓", "n✗", "Δacc✓", "Δacc✗", "acc before", "acc after", "backtracked", "uncorrectable",
-            "rejected", "invalid after", "tokens", "s"]
-    return f"{r['run_dir']}  locator {r['locator']}  model {r['model']}\n" + table(rows, head)
+    blocks = {**r["results"]["tasks"], "overall": r["results"]["overall"]}
+    rows = [[task, *(b.get(c) for c in cols)] for task, b in blocks.items()]
+    head = ["task", "n", "n✓", "n✗", "Δacc✓", "Δacc✗", "net", "acc before", "acc after", "backtracked",
+            "uncorrectable", "rejected", "invalid after", "tokens", "s"]
+    ended = "\n".join(f"  {task}: {b['backtracked_ended']}" for task, b in blocks.items() if b.get("backtracked_ended"))
+    return (f"{r['run_dir']}  locator {r['locator']}  model {r['model']}\n" + table(rows, head)
+            + (f"\nhow the backtracked traces ended:\n{ended}" if ended else ""))
 
 
 def render_simulate(r: dict) -> str:

@@ -43,7 +43,15 @@ def combine_blocks(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     kept_right = sum(round(b["n_originally_correct"] * (1 + b["delta_acc_correct"] / 100)) for b in blocks if b["n_originally_correct"])
     fixed_wrong = sum(round(b["n_originally_wrong"] * b["delta_acc_wrong"] / 100) for b in blocks if b["n_originally_wrong"])
     n = n_right + n_wrong
+    ended: dict[str, int] = {}
+    for b in blocks:
+        for reason, k in b.get("backtracked_ended", {}).items():
+            ended[reason] = ended.get(reason, 0) + k
     return {"n": n, "n_originally_correct": n_right, "n_originally_wrong": n_wrong,
+            "net_change": round(100 * (kept_right + fixed_wrong - n_right) / n, 2) if n else None,
+            "backtracked": sum(b.get("backtracked", 0) for b in blocks),
+            "invalid_after": sum(b.get("invalid_after", 0) for b in blocks),
+            "backtracked_ended": dict(sorted(ended.items())),
             "delta_acc_correct": round(100 * (kept_right - n_right) / n_right, 2) if n_right else None,
             "delta_acc_wrong": round(100 * fixed_wrong / n_wrong, 2) if n_wrong else None,
             "accuracy_before": round(100 * n_right / n, 2) if n else None,
@@ -63,13 +71,13 @@ def render_backtrack(runs: Sequence[dict[str, Any]]) -> str:
         tasks = r["results"]["tasks"]
         group = next((g for g in groups if g["settings"] == settings(r) and not set(g["tasks"]) & set(tasks)), None)
         if group is None:
-            group = {"settings": settings(r), "label": r["config"].get("locator") or "backtrack", "tasks": {},
+            group = {"settings": settings(r), "label": variant_label(r["config"]), "tasks": {},
                      "runs": [], "model": r["config"].get("model")}
             groups.append(group)
         group["tasks"].update(tasks)
         group["runs"].append(r)
     task_names = list(dict.fromkeys(t for g in groups for t in g["tasks"]))
-    cols = ("n (✓/✗)", "Δacc✓", "Δacc✗", "acc before→after", "tokens", "seconds")
+    cols = ("n (✓/✗)", "Δacc✓", "Δacc✗", "net", "acc before→after", "backtracked", "no answer after", "tokens")
     header = ["task"] + [f"{h} [{i + 1}]" for i in range(len(groups)) for h in cols]
     rows = []
     for task in [*task_names, "overall"]:
@@ -80,13 +88,28 @@ def render_backtrack(runs: Sequence[dict[str, Any]]) -> str:
                 row += [None] * len(cols)
             else:
                 row += [f"{b['n']} ({b['n_originally_correct']}/{b['n_originally_wrong']})", b["delta_acc_correct"],
-                        b["delta_acc_wrong"], f"{b['accuracy_before']} → {b['accuracy_after']}", b["tokens"], b["seconds"]]
+                        b["delta_acc_wrong"], b.get("net_change"), f"{b['accuracy_before']} → {b['accuracy_after']}",
+                        b.get("backtracked"), b.get("invalid_after"), b["tokens"]]
         rows.append(row)
     legend = "\n".join(f"- [{i + 1}] locator `{g['label']}`, model `{g['model']}`: "
                        + ", ".join(f"`{r['path']}`" for r in g["runs"]) for i, g in enumerate(groups))
+    why = [f"- [{i + 1}] " + "; ".join(f"{t}: {b['backtracked_ended']}" for t, b in g["tasks"].items()
+                                      if b.get("backtracked_ended"))
+           for i, g in enumerate(groups) if any(b.get("backtracked_ended") for b in g["tasks"].values())]
     return ("## Backtracking (Table 6 analogue)\n\n" + legend + "\n\n" + md_table(header, rows)
             + "\n\nΔacc✓: change in accuracy (points) on traces whose original answer was correct; Δacc✗: on "
-              "those that were wrong. overall: counts added over the tasks shown.")
+              "those that were wrong; net: accuracy after - before. overall: counts added over the tasks shown."
+            + ("\n\nHow the backtracked traces ended (answer, loop, step_cap, token_cap, eos, uncorrectable, "
+               "rejected):\n" + "\n".join(why) if why else ""))
+
+
+def variant_label(config: dict[str, Any]) -> str:
+    """The locator, and the guards when they are not the paper's (selection logprob, accept always)."""
+    bt = config.get("backtrack") or {}
+    label = config.get("locator") or "backtrack"
+    extras = [f"{k} {bt[k]}" for k, paper in (("selection", "logprob"), ("accept", "always"))
+              if bt.get(k, paper) != paper]
+    return label + (f" ({', '.join(extras)})" if extras else "")
 
 
 def render_simulate(runs: Sequence[dict[str, Any]]) -> str:
