@@ -14,7 +14,9 @@ Each prefix is two files in the store's folder, named by a hash of its token ids
 sequence state llama.cpp writes) and `H.json` (the token ids, written last: a prefix exists once its
 .json does). Both are written under a temporary name and renamed, so concurrent runs never read a
 half-written file. The folder is per model file and llama.cpp version (the caller names it), since
-a KV state is only valid for the model and kernels that computed it.
+a KV state is only valid for the model and kernels that computed it; the context settings that shape
+the cache (f16 K and V, no flash attention, every position kept) are fixed in the backend, and
+llama.cpp refuses a state of another layout (the prefix is then computed).
 """
 from __future__ import annotations
 
