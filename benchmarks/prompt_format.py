@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     from backtrack.lm.backends import LlamaOptions, load_llama
     from backtrack.lm.chat_format import ChatFormatGenerator
-    from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+    from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, DecodeConfig, TraceRequest, decode_traces
     from bigbench_mistake.dataset import load_all
     from bigbench_mistake.questions import questions_from_traces
     from bigbench_mistake.tasks import TASKS, get_task
@@ -30,8 +30,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--per-task", type=int, default=10)
-    ap.add_argument("--max-steps", type=int, default=32)
-    ap.add_argument("--max-step-tokens", type=int, default=160)
+    ap.add_argument("--max-steps", type=int, default=MAX_STEPS)
+    ap.add_argument("--max-step-tokens", type=int, default=MAX_STEP_TOKENS)
+    ap.add_argument("--task", action="append", default=None, help="only this task (repeatable; default: all five)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--cache-dir", default=os.environ.get("BBM_CACHE_DIR", str(Path.home() / ".cache" / "bbm")))
     ap.add_argument("--out", default=None)
@@ -44,7 +45,7 @@ def main() -> None:
     report: dict = {"model": base.name, "per_task": args.per_task, "formats": {}}
     for fmt, gen in formats.items():
         rows = {}
-        for task in TASKS:
+        for task in args.task or TASKS:
             mine = [q for q in qs if q.task == task]
             t0 = time.perf_counter()
             done = decode_traces(gen, [TraceRequest(q.task, q.input) for q in mine], cfg)
