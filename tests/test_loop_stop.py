@@ -61,3 +61,24 @@ def test_sampled_traces_stop_on_a_loop_too(tiny_generator):
     for texts, _ in sample_traces(tiny_generator, spec, "2 + 2 =", "q", 4, temperature=0.7, seed=0,
                                   max_steps=10, max_step_tokens=8, stop_repeats=2):
         assert not any(looping(texts[:i], 2) for i in range(len(texts)))
+
+
+def test_a_trace_stops_at_twice_its_tasks_longest_dataset_trace(tiny_generator):
+    from backtrack.methods.decoding import longest_dataset_trace, task_step_cap
+
+    longest = {t: longest_dataset_trace(t) for t in ("tracking_shuffled_objects", "dyck_languages")}
+    assert longest == {"tracking_shuffled_objects": 8, "dyck_languages": 126}
+    assert task_step_cap("tracking_shuffled_objects", 128, 2.0) == 16
+    assert task_step_cap("dyck_languages", 128, 2.0) == 128        # --max-steps still bounds it
+    assert task_step_cap("tracking_shuffled_objects", 128, 0) == 128
+    assert task_step_cap("gsm8k", 40, 2.0) == 40                   # no dataset trace: --max-steps alone
+    given = tuple(f"Step {i}: A and B swap." for i in range(16))
+    req = TraceRequest("tracking_shuffled_objects", "Alice, Bob", given)
+    cfg = dict(max_tokens=8, few_shot=TINY_FEW_SHOT)
+    [capped] = decode_traces(tiny_generator, [req], DecodeConfig(**cfg))
+    assert capped.stop_reason == "step_cap" and capped.new_steps == ()
+    [free] = decode_traces(tiny_generator, [req], DecodeConfig(max_steps=17, step_cap_factor=0, **cfg))
+    assert len(free.new_steps) == 1
+    with pytest.raises(ValueError, match="step_cap_factor"):
+        DecodeConfig(step_cap_factor=0.5)
+    assert "step_cap_factor" not in BacktrackConfig(step_cap_factor=0).sampling_key()

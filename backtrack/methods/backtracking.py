@@ -37,7 +37,8 @@ from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, decision_threshold, first_mistake
 
-from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS, DecodeConfig, TraceRequest, decode_traces
+from backtrack.methods.decoding import (MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS, DecodeConfig,
+                                        TraceRequest, decode_traces)
 from backtrack.lm.generator import LM, Step, StepRequest, stable_int
 
 SELECTIONS = ("logprob", "mean_logprob", "verifier")
@@ -60,6 +61,7 @@ class BacktrackConfig:
     max_step_tokens: int = MAX_STEP_TOKENS
     max_steps: int = MAX_STEPS  # cap on the whole trace when finishing greedily
     stop_repeats: int = STOP_REPEATS  # finishing stops after this many identical steps in a row (0: never)
+    step_cap_factor: float = STEP_CAP_FACTOR  # and at this times the task's longest dataset trace (0: no such cap)
     batch_size: int = 8  # traces finished together
     rounds: int = 1
     seed: int = 0
@@ -92,8 +94,9 @@ class BacktrackConfig:
         key = {k: v for k, v in asdict(self).items() if k != "batch_size"}  # batching never changes greedy output
         if self.accept == "always":
             del key["accept"]  # the paper's algorithm keeps the keys it had before `accept` existed
-        if self.stop_repeats == 0:
-            del key["stop_repeats"]  # likewise: without the loop stop, the keys of runs made before it
+        for name in ("stop_repeats", "step_cap_factor"):
+            if not key[name]:
+                del key[name]  # likewise: without these stops, the keys of runs made before they existed
         return key
 
 
@@ -266,7 +269,8 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
                                                           (*traces[i].steps[:state[i]["loc"]],
                                                            state[i]["samples"][k].text)) for i, k in tries],
                                  DecodeConfig(config.max_steps, config.max_step_tokens, config.batch_size,
-                                              stop_repeats=config.stop_repeats))
+                                              stop_repeats=config.stop_repeats,
+                                              step_cap_factor=config.step_cap_factor))
         firsts: list[int | None] = [None] * len(tries)
         if config.accept == "verified":
             firsts = verifier.first_mistakes([traces[i].replace(steps=d.steps, mistake_index=None, extra={})

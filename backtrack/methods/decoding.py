@@ -17,14 +17,18 @@ A trace ends, and its stop reason says why:
 - "loop":      the last `stop_repeats` steps are the same text (a greedy decoder that writes one step
                several times in a row goes on writing it until a cap; none of the dataset's 478 correct
                traces repeats a step even twice in a row, 18 of its mistaken ones 3 to 14 times);
-- "step_cap":  the trace holds `max_steps` steps (given steps count) without an answer.
+- "step_cap":  the trace holds `max_steps` steps (given steps count) without an answer, or, for the
+               five tasks, `step_cap_factor` times as many steps as the task's longest trace in the
+               dataset (a greedy decoder caught in a cycle of several steps writes until a cap).
 A request whose given last step already holds an answer (or that already has max_steps steps) is
 returned as is, with no new step.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator, Sequence
 
 from bigbench_mistake.options import require_positive
@@ -40,6 +44,7 @@ STOP_ANSWER, STOP_STEP_CAP, STOP_TOKEN_CAP, STOP_TRACE_EOS, STOP_LOOP = "answer"
 MAX_STEPS = 128
 MAX_STEP_TOKENS = 320
 STOP_REPEATS = 4
+STEP_CAP_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,18 @@ class DecodeConfig:
     batch_size: int = 8                    # traces decoded together
     few_shot: str | None = None            # replaces the task's few-shot prompt (None: the paper's)
     stop_repeats: int = STOP_REPEATS       # stop after this many identical steps in a row (0: never)
+    step_cap_factor: float = STEP_CAP_FACTOR  # per-task cap: this times the task's longest dataset trace (0: none)
 
     def __post_init__(self) -> None:
         require_positive(self, "max_steps", "max_tokens", "batch_size")
         if self.stop_repeats < 0 or self.stop_repeats == 1:
             raise ValueError(f"stop_repeats must be 0 (never) or >= 2, got {self.stop_repeats}")
+        if self.step_cap_factor < 0 or 0 < self.step_cap_factor < 1:
+            raise ValueError(f"step_cap_factor must be 0 (none) or >= 1, got {self.step_cap_factor}")
+
+    def step_cap(self, task: str) -> int:
+        """The most steps a trace of `task` may hold."""
+        return task_step_cap(task, self.max_steps, self.step_cap_factor)
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,22 @@ class DecodedTrace:
         return sum(s.logprob for s in self.new_steps)
 
 
+@lru_cache(maxsize=None)
+def longest_dataset_trace(task: str) -> int | None:
+    """Steps of the task's longest trace in BIG-Bench Mistake (None for a task it does not hold)."""
+    from bigbench_mistake.dataset import load_all
+
+    lengths = [len(t.steps) for t in load_all() if t.task == task]
+    return max(lengths) if lengths else None
+
+
+def task_step_cap(task: str, max_steps: int, factor: float) -> int:
+    """min(max_steps, ceil(factor x the task's longest dataset trace)); max_steps alone when factor is 0
+    or the dataset has no trace of the task."""
+    longest = longest_dataset_trace(task) if factor else None
+    return max_steps if longest is None else min(max_steps, math.ceil(factor * longest))
+
+
 def looping(steps: Sequence[str], repeats: int) -> bool:
     """The last `repeats` steps are one text (whitespace aside); never when `repeats` is 0."""
     if repeats == 0 or len(steps) < repeats:
@@ -101,7 +129,7 @@ def _finished(request: TraceRequest, steps: Sequence[str], last: Step | None, co
         return STOP_TOKEN_CAP
     if looping(steps, config.stop_repeats):
         return STOP_LOOP
-    if len(steps) >= config.max_steps:
+    if len(steps) >= config.step_cap(request.task):
         return STOP_STEP_CAP
     return None
 

@@ -30,7 +30,7 @@ from bigbench_mistake.answers import Invalid, take_answer
 from bigbench_mistake.tasks import TaskSpec
 
 from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest, stable_int
-from backtrack.methods.decoding import STOP_REPEATS, looping
+from backtrack.methods.decoding import STEP_CAP_FACTOR, STOP_REPEATS, looping, task_step_cap
 
 
 # ------------------------------------------------------------------ sampled traces
@@ -47,13 +47,14 @@ def trace_finished(step: Step) -> bool:
 
 def sample_trace(generator: LM, spec: TaskSpec, input_text: str, question_id: str, sample: int, *,
                  temperature: float, seed: int, max_steps: int, max_step_tokens: int,
-                 top_k: int | None = None, top_p: float | None = None,
-                 stop_repeats: int = STOP_REPEATS) -> tuple[list[str], list[Step]]:
+                 top_k: int | None = None, top_p: float | None = None, stop_repeats: int = STOP_REPEATS,
+                 step_cap_factor: float = STEP_CAP_FACTOR) -> tuple[list[str], list[Step]]:
     """One trace sampled at `temperature`, one step per call: the sequential definition that
     sample_traces advances k at a time (tests and bench part d hold the two side by side)."""
     texts: list[str] = []
     steps: list[Step] = []
-    while len(texts) < max_steps:
+    cap = task_step_cap(spec.name, max_steps, step_cap_factor)
+    while len(texts) < cap:
         ask = StepRequest(spec.prompt(input_text, texts), temperature=temperature,
                           seed=step_seed(seed, question_id, sample, len(texts)), max_tokens=max_step_tokens,
                           top_k=top_k, top_p=top_p)
@@ -67,13 +68,14 @@ def sample_trace(generator: LM, spec: TaskSpec, input_text: str, question_id: st
 
 def sample_traces(generator: LM, spec: TaskSpec, input_text: str, question_id: str, k: int, *,
                   temperature: float, seed: int, max_steps: int, max_step_tokens: int,
-                  top_k: int | None = None, top_p: float | None = None,
-                  stop_repeats: int = STOP_REPEATS) -> list[tuple[list[str], list[Step]]]:
+                  top_k: int | None = None, top_p: float | None = None, stop_repeats: int = STOP_REPEATS,
+                  step_cap_factor: float = STEP_CAP_FACTOR) -> list[tuple[list[str], list[Step]]]:
     """The k traces sample_trace draws for samples 0..k-1, advanced together: each round asks for the
     next step of every unfinished trace in one generate_steps call (same prompts, same seeds)."""
     texts: list[list[str]] = [[] for _ in range(k)]
     steps: list[list[Step]] = [[] for _ in range(k)]
-    live = list(range(k)) if max_steps > 0 else []
+    cap = task_step_cap(spec.name, max_steps, step_cap_factor)
+    live = list(range(k)) if cap > 0 else []
     while live:
         asks = [StepRequest(spec.prompt(input_text, texts[i]), temperature=temperature,
                             seed=step_seed(seed, question_id, i, len(texts[i])), max_tokens=max_step_tokens,
@@ -82,7 +84,7 @@ def sample_traces(generator: LM, spec: TaskSpec, input_text: str, question_id: s
             steps[i].append(step)
             texts[i].append(step.text)
         live = [i for i in live if not trace_finished(steps[i][-1]) and not looping(texts[i], stop_repeats)
-                and len(texts[i]) < max_steps]
+                and len(texts[i]) < cap]
     return list(zip(texts, steps))
 
 

@@ -21,7 +21,8 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
-from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS, DecodeConfig, TraceRequest, decode_traces
+from backtrack.methods.decoding import (MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS, DecodeConfig,
+                                        TraceRequest, decode_traces)
 from backtrack.lm.generator import LM
 from backtrack.lm.wrappers import CountingLM
 from backtrack.methods.least_to_most import least_to_most as run_least_to_most
@@ -40,6 +41,7 @@ class StrategyConfig:
     max_steps: int = MAX_STEPS  # cap on the Thoughts of one trace
     max_step_tokens: int = MAX_STEP_TOKENS  # cap on the tokens of one step
     stop_repeats: int = STOP_REPEATS  # a trace stops after this many identical steps in a row (0: never)
+    step_cap_factor: float = STEP_CAP_FACTOR  # and at this times its task's longest dataset trace (0: no such cap)
     seed: int = 0
     # self-consistency (Wang et al. 2022)
     sc_samples: int = 8
@@ -83,6 +85,7 @@ class StrategyConfig:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         for name, paper in (("bt_selection", "logprob"), ("bt_accept", "always"), ("stop_repeats", 0),
+                            ("step_cap_factor", 0),
                             ("bt_samples", 8), ("bt_temperature", 1.0)):
             if d[name] == paper:
                 del d[name]  # compare runs written before these options existed still resume
@@ -146,7 +149,7 @@ def greedy_trace(gen: LM, item: Item, config: StrategyConfig) -> tuple[list[str]
     """Steps and stop reason of the greedy step-wise trace (backtrack/methods/decoding.py)."""
     [t] = decode_traces(gen, [TraceRequest(item.task, item.input)],
                         DecodeConfig(max_steps=config.max_steps, max_tokens=config.max_step_tokens, batch_size=1,
-                                     stop_repeats=config.stop_repeats))
+                                     stop_repeats=config.stop_repeats, step_cap_factor=config.step_cap_factor))
     return list(t.steps), t.stop_reason
 
 
@@ -166,7 +169,7 @@ def _sampled_traces(item: Item, gen: LM, config: StrategyConfig) -> tuple[list[l
     spec = get_task(item.task)
     traces = sample_traces(gen, spec, item.input, item.id, config.sc_samples, temperature=config.sc_temperature,
                            seed=config.seed, max_steps=config.max_steps, max_step_tokens=config.max_step_tokens,
-                           stop_repeats=config.stop_repeats,
+                           stop_repeats=config.stop_repeats, step_cap_factor=config.step_cap_factor,
                            top_k=config.sc_top_k, top_p=config.sc_top_p)
     return [texts for texts, _ in traces], [sum(s.n_tokens for s in steps) for _, steps in traces]
 
@@ -225,7 +228,7 @@ def backtrack(items: Sequence[Item], config: StrategyConfig, generator: LM,
     if locator is None:
         raise ValueError("backtrack needs a locator (e.g. --locator trained or prompt:direct-step)")
     bt = BacktrackConfig(max_steps=config.max_steps, max_step_tokens=config.max_step_tokens, seed=config.seed,
-                         stop_repeats=config.stop_repeats,
+                         stop_repeats=config.stop_repeats, step_cap_factor=config.step_cap_factor,
                          selection=config.bt_selection, accept=config.bt_accept, n_samples=config.bt_samples,
                          temperature=config.bt_temperature)
     verifier = Verifier(locator, config.threshold) if bt.needs_verifier else None

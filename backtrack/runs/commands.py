@@ -59,7 +59,8 @@ def _correctable(traces: list) -> list:
 def _bt_config(bt: BacktrackOptions, decode: DecodeOptions, seed: int) -> BacktrackConfig:
     return BacktrackConfig(n_samples=bt.samples, temperature=bt.temperature, selection=bt.selection, seed=seed,
                            max_steps=decode.max_steps, max_step_tokens=decode.max_step_tokens,
-                           stop_repeats=decode.stop_repeats, batch_size=decode.batch_size, rounds=bt.rounds,
+                           stop_repeats=decode.stop_repeats, step_cap_factor=decode.step_cap_factor,
+                           batch_size=decode.batch_size, rounds=bt.rounds,
                            accept=bt.accept)
 
 
@@ -138,7 +139,8 @@ def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Decod
     if bt.rounds != 1:
         raise ValueError("compare: the backtrack strategy corrects one mistake per question (--rounds 1)")
     config = StrategyConfig(max_steps=decode.max_steps, max_step_tokens=decode.max_step_tokens, seed=run.seed,
-                            stop_repeats=decode.stop_repeats, bt_selection=bt.selection, bt_accept=bt.accept,
+                            stop_repeats=decode.stop_repeats, step_cap_factor=decode.step_cap_factor,
+                            bt_selection=bt.selection, bt_accept=bt.accept,
                             bt_samples=bt.samples, bt_temperature=bt.temperature, sc_samples=sc_samples,
                             sc_temperature=sc_temperature, located_weight=located_weight, threshold=loc.threshold)
     items = sel.questions(files.questions)
@@ -168,7 +170,7 @@ def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Deco
         raise ValueError("generate: give one --task (the dataset's questions of that task) or --questions FILE")
     task = sel.tasks[0] if len(sel.tasks) == 1 else None
     decode_cfg = DecodeConfig(max_steps=decode.max_steps, max_tokens=decode.max_step_tokens, batch_size=decode.batch_size,
-                              stop_repeats=decode.stop_repeats)
+                              stop_repeats=decode.stop_repeats, step_cap_factor=decode.step_cap_factor)
     probe = dict(task=task, questions=str(files.questions) if files.questions else None, limit=sel.limit,
                  seed=run.seed, decode=decode_cfg)
     if not select_questions(GenerateConfig(model="?", **probe), sel.data_dir):

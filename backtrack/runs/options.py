@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
-from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS
+from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS
 from backtrack.runs.shard import parse_shard
 from bigbench_mistake.options import REQUIRED, option, require_positive
 from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions
@@ -75,6 +75,9 @@ class DecodeOptions:
                                   "~280).")
     stop_repeats: int = option(STOP_REPEATS, "Stop a trace that writes the same step this many times in a row "
                                "(a greedy loop; stop reason 'loop'); 0: never.")
+    step_cap_factor: float = option(STEP_CAP_FACTOR, "Stop a trace of one of the five tasks at this many times the "
+                                    "steps of the task's longest trace in the dataset (a cycle of several steps); "
+                                    "0: --max-steps only.")
     batch_size: int = option(4, "Traces decoded together (on the development CPU llama.cpp decoded 4 streams at "
                              "18.9 tokens/s, 8 at 15.5 and 16 at 23: measure yours).")
 
@@ -82,6 +85,8 @@ class DecodeOptions:
         require_positive(self, "max_steps", "max_step_tokens", "batch_size", flags=True)
         if self.stop_repeats < 0 or self.stop_repeats == 1:
             raise ValueError(f"--stop-repeats must be 0 (never) or >= 2, got {self.stop_repeats}")
+        if self.step_cap_factor < 0 or 0 < self.step_cap_factor < 1:
+            raise ValueError(f"--step-cap-factor must be 0 (none) or >= 1, got {self.step_cap_factor}")
 
 
 @dataclass(frozen=True)

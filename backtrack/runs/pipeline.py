@@ -35,7 +35,8 @@ def generated_traces(items: Sequence[Item], generator: LM, cfg: PipelineConfig) 
     start = time.perf_counter()
     decoded = decode_traces(generator, [TraceRequest(i.task, i.input) for i in items],
                             DecodeConfig(cfg.backtrack.max_steps, cfg.backtrack.max_step_tokens, cfg.batch_size,
-                                         stop_repeats=cfg.backtrack.stop_repeats))
+                                         stop_repeats=cfg.backtrack.stop_repeats,
+                                         step_cap_factor=cfg.backtrack.step_cap_factor))
     share = (time.perf_counter() - start) / max(len(items), 1)
     out = []
     for item, d in zip(items, decoded):
