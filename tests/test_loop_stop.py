@@ -82,3 +82,13 @@ def test_a_trace_stops_at_twice_its_tasks_longest_dataset_trace(tiny_generator):
     with pytest.raises(ValueError, match="step_cap_factor"):
         DecodeConfig(step_cap_factor=0.5)
     assert "step_cap_factor" not in BacktrackConfig(step_cap_factor=0).sampling_key()
+
+
+def test_run_configs_without_the_stops_are_those_written_before_they_existed():
+    from backtrack.runs.experiment import BacktrackRunConfig, config_json
+
+    off = config_json(BacktrackRunConfig(locator="gold", model="m",
+                                         backtrack=BacktrackConfig(stop_repeats=0, step_cap_factor=0)))
+    assert not {"stop_repeats", "step_cap_factor"} & set(off["backtrack"])
+    on = config_json(BacktrackRunConfig(locator="gold", model="m"))
+    assert (on["backtrack"]["stop_repeats"], on["backtrack"]["step_cap_factor"]) == (STOP_REPEATS, 2.0)

@@ -71,6 +71,9 @@ def config_json(cfg: Any) -> dict[str, Any]:
         d.pop("verifier", None)
     if d["backtrack"].get("accept") == "always":
         del d["backtrack"]["accept"]
+    for name in ("stop_repeats", "step_cap_factor"):  # 0: the stops are off, as before they existed
+        if d["backtrack"].get(name) == 0:
+            del d["backtrack"][name]
     return d
 
 
