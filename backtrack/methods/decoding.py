@@ -20,7 +20,7 @@ A trace ends, and its stop reason says why:
 - "step_cap":  the trace holds `max_steps` steps (given steps count) without an answer, or, for the
                five tasks, `step_cap_factor` times as many steps as the task's longest trace in the
                dataset (a greedy decoder caught in a cycle of several steps writes until a cap).
-A request whose given last step already holds an answer (or that already has max_steps steps) is
+A request whose given steps already end it by one of these rules (an answer, a loop, a cap) is
 returned as is, with no new step.
 """
 from __future__ import annotations
