@@ -10,7 +10,8 @@ What it measures (each model in its own subprocess, so peak RSS is the model's o
   samples  8 samples of one step at T=1: bbm's raw_samples (one request, n=8), aggregate tokens/s.
   traces   8 traces decoded together (decode_traces, batch 8), aggregate tokens/s.
   reuse    seconds for the first question of a task (whole few-shot prompt) vs a second question,
-           and the first question again in a new context (a second run: no KV state is kept on disk).
+           and the first question again in a new context (a second run), without and with the
+           few-shot prompt's KV state kept on disk (backtrack/lm/prefix_store.py).
   exact    |log-prob of a sample - a separate forward pass over prefix + sample| (max over 8);
            greedy steps of 3 of the 8 traces decoded together vs one at a time in a fresh context:
            texts equal, and the largest log-prob difference per token.
@@ -49,6 +50,32 @@ def questions(task: str, n: int):
     return questions_from_traces(load_all(None, [task]), n)
 
 
+def disk_reuse(path: str, threads: int, spec, qs) -> float:
+    """Seconds for a new run's first question when an earlier run kept the few-shot prompt's KV state
+    on disk: run 1 answers two questions (the second branches off the few-shot prompt, which is saved)
+    into an empty store; run 2, a new context on the same store, answers a third."""
+    import tempfile
+
+    from backtrack.lm.generator import StepRequest
+    from backtrack.lm.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
+
+    with tempfile.TemporaryDirectory() as store:
+        config = LlamaCppConfig(path, n_threads=threads, n_ctx=16384, prefix_dir=store)
+        first = LlamaCppGenerator(config)
+        first.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[:1]])
+        first.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[1:2]])
+        first.close()
+        later = LlamaCppGenerator(config)
+        t0 = time.perf_counter()
+        later.generate_steps([StepRequest(spec.prompt(qs[2].input), max_tokens=1)])
+        seconds = round(time.perf_counter() - t0, 2)
+        restored = later.prompt_tokens_restored
+        later.close()
+    if not restored:
+        raise RuntimeError("the second run restored nothing from the prefix store")
+    return seconds
+
+
 def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, trace_steps: int = 5) -> dict:
     from backtrack.lm.backends import LlamaOptions, load_llama
     from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
@@ -80,7 +107,7 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
     del llm
 
     # -------- bbm's backend
-    gen = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384))
+    gen = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384, prefix_states=False))
     t0 = time.perf_counter()
     gen.generate_steps([StepRequest(spec.prompt(qs[0].input), max_tokens=1)])
     out["reuse_first_question_s"] = round(time.perf_counter() - t0, 2)
@@ -117,7 +144,7 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
 
     alone = []
     for r in reqs[:3]:  # each needs a fresh context, so its whole prompt: ~70 s apiece for the 1.5B model
-        fresh = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=8192))
+        fresh = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=8192, prefix_states=False))
         alone.append(decode_traces(fresh, [r], DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens))[0])
         fresh.close()
     out["exact_batched_traces_equal"] = f"{sum(a.steps == b.steps for a, b in zip(together, alone))}/{len(alone)}"
@@ -125,10 +152,12 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
              for x, y in zip(a.new_steps, b.new_steps) if x.text == y.text]
     out["exact_batched_logprob_max_per_token"] = round(max(diffs), 5) if diffs else None
     gen.close()
-    second_run = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384))  # a new run: nothing cached
+    second_run = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384, prefix_states=False))
     t0 = time.perf_counter()
     second_run.generate_steps([StepRequest(spec.prompt(qs[0].input), max_tokens=1)])
     out["reuse_second_run_first_question_s"] = round(time.perf_counter() - t0, 2)
+    second_run.close()
+    out["reuse_second_run_first_question_prefix_on_disk_s"] = disk_reuse(path, threads, spec, qs)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out["ratio_greedy"] = round(out["bbm_greedy_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
     out["ratio_8_samples"] = round(out["bbm_8_samples_tok_s"] / out["llama_hl_greedy_tok_s"], 2)

@@ -53,6 +53,7 @@ def resolve_backend(backend: str, model: str | None, device: str) -> str:
 class LlamaOptions:
     threads: int | None = None
     n_ctx: int = 16384
+    prefix_states: bool = True  # keep shared prefixes' KV state on disk under the cache dir (prefix_store.py)
 
 
 def load_llama(model: str | None, cache_dir: str | Path, options: LlamaOptions = LlamaOptions()):
@@ -70,7 +71,9 @@ def load_llama(model: str | None, cache_dir: str | Path, options: LlamaOptions =
     else:
         raise ValueError(f"--backend llama runs GGUF files: --model {' | '.join(MODELS)} | FILE.gguf; got {name!r}")
     return LlamaCppGenerator(LlamaCppConfig(str(path), label=label, sha256=sha, n_threads=options.threads,
-                                            n_ctx=options.n_ctx, prefix_dir=str(Path(cache_dir) / "llama-prefixes")))
+                                            n_ctx=options.n_ctx,
+                                            prefix_dir=str(Path(cache_dir) / "llama-prefixes") if options.prefix_states
+                                            else None))
 
 
 def hf_model_source(model: str | None, cache_dir: str | Path) -> str | None:

@@ -392,8 +392,12 @@ class LlamaCppGenerator:
         plans = []
         for toks in prompts:
             donor, n = self._best_donor(toks)
-            if donor is not None and self.store is not None and self.store.wanted(toks, n, len(self.seqs[donor])):
-                self._save_prefix(donor, toks[:n], pinned)
+            if donor is not None and self.store is not None and n < len(self.seqs[donor]):
+                # a branch: keep the lines both prompts share (two questions of a task also share the
+                # start of a question line, "Q: ((", which a third question need not)
+                cut = next((i + 1 for i in range(n - 1, -1, -1) if self._newline[toks[i]]), 0)
+                if self.store.wanted(toks, cut, len(self.seqs[donor])):
+                    self._save_prefix(donor, toks[:cut], pinned)
             plans.append((donor, min(n, len(toks) - 1)))  # the last token is always evaluated: its logits are needed
         seq_of: list[int] = []
         donors = {d for d, _ in plans if d is not None}  # never evicted to make room in this wave
