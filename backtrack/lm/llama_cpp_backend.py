@@ -396,7 +396,7 @@ class LlamaCppGenerator:
                 # a branch: keep the lines both prompts share (two questions of a task also share the
                 # start of a question line, "Q: ((", which a third question need not)
                 cut = next((i + 1 for i in range(n - 1, -1, -1) if self._newline[toks[i]]), 0)
-                if self.store.wanted(toks, cut, len(self.seqs[donor])):
+                if self.store.wanted(toks, cut):
                     self._save_prefix(donor, toks[:cut], pinned)
             plans.append((donor, min(n, len(toks) - 1)))  # the last token is always evaluated: its logits are needed
         seq_of: list[int] = []

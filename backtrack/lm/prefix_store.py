@@ -6,7 +6,8 @@ backend keeps prefixes in memory within a run; this store keeps the ones worth k
 
 Which prefixes: a prompt that *branches off* a live sequence after at least `min_tokens` shared
 tokens (two questions of one task share the few-shot prompt, then differ) has found a prefix that
-several prompts share; it is saved once, unless a saved prefix already covers the start of it. A
+several prompts share; it is saved once, up to the last line both prompts complete (the backend cuts
+it there), unless a saved prefix already covers the start of it. A
 prompt that merely extends a sequence (the next step of the same trace, the samples of a step)
 saves nothing, so the store holds about one prefix per task and model, not one per question.
 
@@ -50,13 +51,11 @@ class PrefixStore:
                     best = (self.folder / f"{h}.kv", len(saved))
         return best
 
-    def wanted(self, tokens: Sequence[int], shared: int, held: int) -> bool:
-        """Whether the first `shared` tokens of `tokens`, which a live sequence of `held` tokens also
-        holds, should be saved: a branch (shared < held) of at least min_tokens, not yet covered."""
-        if shared < self.min_tokens or shared >= held:
-            return False
-        covered = self.longest(tokens[:shared])
-        return covered is None
+    def wanted(self, tokens: Sequence[int], shared: int) -> bool:
+        """Whether the first `shared` tokens of `tokens`, where it branches off a live sequence (the
+        caller decides that), should be saved: at least min_tokens of them, and no saved prefix
+        covers their start."""
+        return shared >= self.min_tokens and self.longest(tokens[:shared]) is None
 
     def publish(self, tokens: Sequence[int], write_kv) -> None:
         """Save a prefix: `write_kv(path)` writes the KV state to `path` (returns False on failure)."""

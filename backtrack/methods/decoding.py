@@ -69,10 +69,7 @@ class DecodeConfig:
 
     def __post_init__(self) -> None:
         require_positive(self, "max_steps", "max_tokens", "batch_size")
-        if self.stop_repeats < 0 or self.stop_repeats == 1:
-            raise ValueError(f"stop_repeats must be 0 (never) or >= 2, got {self.stop_repeats}")
-        if self.step_cap_factor < 0 or 0 < self.step_cap_factor < 1:
-            raise ValueError(f"step_cap_factor must be 0 (none) or >= 1, got {self.step_cap_factor}")
+        check_stops(self)
 
     def step_cap(self, task: str) -> int:
         """The most steps a trace of `task` may hold."""
@@ -94,6 +91,18 @@ class DecodedTrace:
     @property
     def logprob(self) -> float:
         return sum(s.logprob for s in self.new_steps)
+
+
+def check_stops(config, flags: bool = False) -> None:
+    """Refuse a config whose `stop_repeats` is 1 or negative or whose `step_cap_factor` is negative or
+    in (0, 1), naming the field (as its flag when asked), as require_positive does for the caps."""
+    def label(name: str) -> str:
+        return "--" + name.replace("_", "-") if flags else name
+
+    if config.stop_repeats < 0 or config.stop_repeats == 1:
+        raise ValueError(f"{label('stop_repeats')} must be 0 (never) or >= 2, got {config.stop_repeats}")
+    if config.step_cap_factor < 0 or 0 < config.step_cap_factor < 1:
+        raise ValueError(f"{label('step_cap_factor')} must be 0 (none) or >= 1, got {config.step_cap_factor}")
 
 
 @lru_cache(maxsize=None)

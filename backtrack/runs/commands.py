@@ -60,8 +60,7 @@ def _bt_config(bt: BacktrackOptions, decode: DecodeOptions, seed: int) -> Backtr
     return BacktrackConfig(n_samples=bt.samples, temperature=bt.temperature, selection=bt.selection, seed=seed,
                            max_steps=decode.max_steps, max_step_tokens=decode.max_step_tokens,
                            stop_repeats=decode.stop_repeats, step_cap_factor=decode.step_cap_factor,
-                           batch_size=decode.batch_size, rounds=bt.rounds,
-                           accept=bt.accept)
+                           batch_size=decode.batch_size, rounds=bt.rounds, accept=bt.accept)
 
 
 def backtrack(run: RunOptions, sel: Selection, files: TracesFile, decode: DecodeOptions, loc: LocateOptions,

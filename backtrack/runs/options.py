@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
-from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS
+from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS, check_stops
 from backtrack.runs.shard import parse_shard
 from bigbench_mistake.options import REQUIRED, option, require_positive
 from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions
@@ -83,10 +83,7 @@ class DecodeOptions:
 
     def __post_init__(self) -> None:
         require_positive(self, "max_steps", "max_step_tokens", "batch_size", flags=True)
-        if self.stop_repeats < 0 or self.stop_repeats == 1:
-            raise ValueError(f"--stop-repeats must be 0 (never) or >= 2, got {self.stop_repeats}")
-        if self.step_cap_factor < 0 or 0 < self.step_cap_factor < 1:
-            raise ValueError(f"--step-cap-factor must be 0 (none) or >= 1, got {self.step_cap_factor}")
+        check_stops(self, flags=True)
 
 
 @dataclass(frozen=True)
