@@ -1,10 +1,10 @@
-"""The step caps never cut a trace like the dataset's, and a greedy loop (one step written again and
-again) ends the trace with stop reason "loop" instead of running to the step cap."""
+"""The step caps never cut a trace like the dataset's, and a greedy loop (one step, or a cycle of a few
+steps, written again and again) ends the trace with stop reason "loop" instead of running to the step cap."""
 import pytest
 
 from backtrack.methods.backtracking import BacktrackConfig
-from backtrack.methods.decoding import (MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS, DecodeConfig, TraceRequest,
-                                        decode_traces, looping)
+from backtrack.methods.decoding import (LOOP_PERIOD, MAX_STEP_TOKENS, MAX_STEPS, STOP_REPEATS, DecodeConfig,
+                                        TraceRequest, decode_traces, looping)
 from backtrack.methods.self_consistency import sample_traces
 from bigbench_mistake.dataset import load_all
 from bigbench_mistake.tasks import get_task
@@ -18,12 +18,23 @@ def test_looping_counts_identical_steps_in_a_row():
     assert not looping(["b"] * 50, 0)                 # 0: never
 
 
+def test_looping_finds_a_cycle_of_up_to_four_steps():
+    swaps = ["A and B swap.", "B and C swap.", "C and A swap."]
+    assert looping(["start"] + swaps * 3, 3)
+    assert not looping(["start"] + swaps * 3, 4)      # three times is not four
+    assert not looping(swaps * 2 + swaps[:2], 3)      # broken off mid-cycle
+    five = [f"step {i}" for i in range(5)]
+    assert not looping(five * 4, 4) and looping(five * 4, 4, period=5)
+    assert LOOP_PERIOD == 4
+
+
 def test_no_correct_dataset_trace_would_be_stopped_and_none_is_longer_than_the_cap():
     traces = load_all()
     assert max(len(t.steps) for t in traces) <= MAX_STEPS
     correct = [t for t in traces if t.mistake_index is None]
-    assert not any(looping(t.steps[:i], 2) for t in correct for i in range(2, len(t.steps) + 1))
-    assert STOP_REPEATS >= 2 and MAX_STEP_TOKENS >= 300
+    # not even 3 times in a row (18 mistaken dyck traces repeat one step 3 times or more)
+    assert not any(looping(t.steps[:i], 3) for t in correct for i in range(3, len(t.steps) + 1))
+    assert STOP_REPEATS >= 3 and MAX_STEP_TOKENS >= 300
 
 
 def test_a_trace_that_already_loops_is_returned_with_stop_reason_loop(tiny_generator):
@@ -54,6 +65,9 @@ def test_validation_and_the_paper_keys():
     # without the loop stop, the cache key is the one of runs made before it existed
     assert "stop_repeats" not in BacktrackConfig(stop_repeats=0).sampling_key()
     assert BacktrackConfig().sampling_key()["stop_repeats"] == STOP_REPEATS
+    # the rule once meant one step only: today's keys name the longest block, so they differ from then
+    assert BacktrackConfig().sampling_key()["loop_period"] == LOOP_PERIOD
+    assert "loop_period" not in BacktrackConfig(stop_repeats=0).sampling_key()
 
 
 def test_sampled_traces_stop_on_a_loop_too(tiny_generator):
@@ -92,3 +106,4 @@ def test_run_configs_without_the_stops_are_those_written_before_they_existed():
     assert not {"stop_repeats", "step_cap_factor"} & set(off["backtrack"])
     on = config_json(BacktrackRunConfig(locator="gold", model="m"))
     assert (on["backtrack"]["stop_repeats"], on["backtrack"]["step_cap_factor"]) == (STOP_REPEATS, 2.0)
+    assert on["backtrack"]["loop_period"] == LOOP_PERIOD and "loop_period" not in off["backtrack"]

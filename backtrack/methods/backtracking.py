@@ -38,7 +38,7 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, decision_threshold, first_mistake
 
 from backtrack.methods.decoding import (MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS, DecodeConfig,
-                                        TraceRequest, decode_traces)
+                                        TraceRequest, decode_traces, with_loop_rule)
 from backtrack.lm.generator import LM, Step, StepRequest, stable_int
 
 SELECTIONS = ("logprob", "mean_logprob", "verifier")
@@ -97,7 +97,7 @@ class BacktrackConfig:
         for name in ("stop_repeats", "step_cap_factor"):
             if not key[name]:
                 del key[name]  # likewise: without these stops, the keys of runs made before they existed
-        return key
+        return with_loop_rule(key)
 
 
 def normalise_whitespace(text: str) -> str:

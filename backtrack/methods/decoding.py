@@ -14,12 +14,13 @@ A trace ends, and its stop reason says why:
 - "answer":    a step contains an answer per the task's regex (TaskSpec.extract_answer: "the answer is ...");
 - "eos":       the model emitted its end-of-sequence token;
 - "token_cap": a step reached `max_tokens` without a newline (the step is kept, cut where it stopped);
-- "loop":      the last `stop_repeats` steps are the same text (a greedy decoder that writes one step
-               several times in a row goes on writing it until a cap; none of the dataset's 478 correct
-               traces repeats a step even twice in a row, 18 of its mistaken ones 3 to 14 times);
+- "loop":      the last steps are one block of 1 to LOOP_PERIOD steps written `stop_repeats` times in a
+               row (a greedy decoder that writes a step, or a cycle of a few steps, several times goes
+               on until a cap: two tracking traces cycled through 2 and 4 swaps to 128 steps). None of
+               the dataset's 478 correct traces repeats such a block even 3 times in a row;
 - "step_cap":  the trace holds `max_steps` steps (given steps count) without an answer, or, for the
                five tasks, `step_cap_factor` times as many steps as the task's longest trace in the
-               dataset (a greedy decoder caught in a cycle of several steps writes until a cap).
+               dataset (a cycle longer than LOOP_PERIOD steps, or no cycle at all).
 A request whose given steps already end it by one of these rules (an answer, a loop, a cap) is
 returned as is, with no new step.
 """
@@ -44,6 +45,7 @@ STOP_ANSWER, STOP_STEP_CAP, STOP_TOKEN_CAP, STOP_TRACE_EOS, STOP_LOOP = "answer"
 MAX_STEPS = 128
 MAX_STEP_TOKENS = 320
 STOP_REPEATS = 4
+LOOP_PERIOD = 4
 STEP_CAP_FACTOR = 2.0
 
 
@@ -64,7 +66,7 @@ class DecodeConfig:
     max_tokens: int = MAX_STEP_TOKENS      # tokens per step
     batch_size: int = 8                    # traces decoded together
     few_shot: str | None = None            # replaces the task's few-shot prompt (None: the paper's)
-    stop_repeats: int = STOP_REPEATS       # stop after this many identical steps in a row (0: never)
+    stop_repeats: int = STOP_REPEATS       # stop after a block of 1-4 steps repeats this many times (0: never)
     step_cap_factor: float = STEP_CAP_FACTOR  # per-task cap: this times the task's longest dataset trace (0: none)
 
     def __post_init__(self) -> None:
@@ -121,11 +123,27 @@ def task_step_cap(task: str, max_steps: int, factor: float) -> int:
     return max_steps if longest is None else min(max_steps, math.ceil(factor * longest))
 
 
-def looping(steps: Sequence[str], repeats: int) -> bool:
-    """The last `repeats` steps are one text (whitespace aside); never when `repeats` is 0."""
-    if repeats == 0 or len(steps) < repeats:
+def looping(steps: Sequence[str], repeats: int, period: int = LOOP_PERIOD) -> bool:
+    """The last steps are one block of 1..`period` steps written `repeats` times in a row (whitespace
+    aside); never when `repeats` is 0."""
+    if repeats == 0:
         return False
-    return len({" ".join(s.split()) for s in steps[-repeats:]}) == 1
+    for p in range(1, period + 1):
+        if len(steps) < p * repeats:
+            break
+        tail = [" ".join(s.split()) for s in steps[-p * repeats:]]
+        if all(tail[i] == tail[i % p] for i in range(p, len(tail))):
+            return True
+    return False
+
+
+def with_loop_rule(fields: dict) -> dict:
+    """`fields` (a config as a dict) with the loop rule's longest block next to a nonzero `stop_repeats`:
+    the rule once meant one step repeated, so keys and run configs made under it must differ from today's
+    (today's command refuses a run directory made under it: start a new one)."""
+    if fields.get("stop_repeats"):
+        fields["loop_period"] = LOOP_PERIOD
+    return fields
 
 
 def _finished(request: TraceRequest, steps: Sequence[str], last: Step | None, config: DecodeConfig) -> str | None:

@@ -22,7 +22,7 @@ from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
 from backtrack.methods.decoding import (MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS, DecodeConfig,
-                                        TraceRequest, decode_traces)
+                                        TraceRequest, decode_traces, with_loop_rule)
 from backtrack.lm.generator import LM
 from backtrack.lm.wrappers import CountingLM
 from backtrack.methods.least_to_most import least_to_most as run_least_to_most
@@ -89,7 +89,7 @@ class StrategyConfig:
                             ("bt_samples", 8), ("bt_temperature", 1.0)):
             if d[name] == paper:
                 del d[name]  # compare runs written before these options existed still resume
-        return d
+        return with_loop_rule(d)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import BacktrackConfig, Outcome, Verifier, backtrack_batch
+from backtrack.methods.decoding import with_loop_rule
 from backtrack.runs.cache import OutcomeCache, outcome_key
 from backtrack.lm.generator import LM, generator_identity
 
@@ -74,6 +75,7 @@ def config_json(cfg: Any) -> dict[str, Any]:
     for name in ("stop_repeats", "step_cap_factor"):  # 0: the stops are off, as before they existed
         if d["backtrack"].get(name) == 0:
             del d["backtrack"][name]
+    with_loop_rule(d["backtrack"])
     return d
 
 

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions  # noqa: F401 (re-exported)
 from bigbench_mistake.tasks import get_task
 
-from backtrack.methods.decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces
+from backtrack.methods.decoding import DecodeConfig, DecodedTrace, TraceRequest, iter_decode_traces, with_loop_rule
 from backtrack.lm.generator import LM
 from backtrack.runs.executor import Work, execute
 from backtrack.runs.shard import WHOLE, Shard
@@ -48,6 +48,7 @@ class GenerateConfig:
         """What identifies the run directory: everything that changes a record."""
         d = asdict(self)
         d.pop("limit")
+        with_loop_rule(d["decode"])
         d["kind"] = "generate"
         return d
 

@@ -73,8 +73,9 @@ class DecodeOptions:
     max_steps: int = option(MAX_STEPS, "Cap on the Thoughts of one trace (the dataset's longest, dyck, has 126).")
     max_step_tokens: int = option(MAX_STEP_TOKENS, "Cap on the tokens of one step (word sorting's first step runs to "
                                   "~280).")
-    stop_repeats: int = option(STOP_REPEATS, "Stop a trace that writes the same step this many times in a row "
-                               "(a greedy loop; stop reason 'loop'); 0: never.")
+    stop_repeats: int = option(STOP_REPEATS, "Stop a trace whose last steps are one step, or one cycle of up "
+                               "to 4 steps, written this many times in a row (a greedy loop; stop reason "
+                               "'loop'); 0: never.")
     step_cap_factor: float = option(STEP_CAP_FACTOR, "Stop a trace of one of the five tasks at this many times the "
                                     "steps of the task's longest trace in the dataset (a cycle of several steps); "
                                     "0: --max-steps only.")

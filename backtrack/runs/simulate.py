@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 from bigbench_mistake.records import Trace
 
 from backtrack.methods.backtracking import BacktrackConfig
+from backtrack.methods.decoding import with_loop_rule
 from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.experiment import answer_fields, backtrack_with_cache
 from backtrack.lm.generator import LM
@@ -37,7 +38,9 @@ class SimulateConfig:
             raise ValueError("batch_size must be >= 1")
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "simulate", **asdict(self)}
+        d = asdict(self)
+        with_loop_rule(d["backtrack"])
+        return {"kind": "simulate", **d}
 
 
 def plot_run_dir(results: dict[str, Any], run_dir) -> str:
