@@ -163,7 +163,7 @@ def rm_eval_cli(protocol: str = typer.Option("cv", "--protocol", help="cv (puzzl
 def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the dataset's shape (e.g. from bbm generate)."),
                   out: Path = typer.Option(..., "--out", help="Output JSONL: each trace + predicted_mistake_index, step_scores."),
                   model: Optional[Path] = typer.Option(None, "--model", help="A trained model folder (same as --locator trained:DIR)."),
-                  locator: Optional[str] = typer.Option(None, "--locator", help="gold | random | random:dist | simulated:X | trained:DIR"),
+                  locator: Optional[str] = typer.Option(None, "--locator", help="gold | random | random:dist | simulated:X | trained:DIR | checks[:generic]"),
                   threshold: Optional[float] = ThresholdOpt,
                   flag_rate: Optional[float] = typer.Option(None, "--flag-rate", help="Flag this share of the traces "
                                                             "(the mistake rate of their source, if known)."),

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from .dataset import group_key, to_hf_dataset
 from .records import Trace
-from .tasks import format_step, get_task
+from .tasks import format_step, task_spec
 
 
 def stepwise_example(trace: Trace) -> dict[str, Any]:
@@ -14,7 +14,7 @@ def stepwise_example(trace: Trace) -> dict[str, Any]:
     steps dropped (their correctness is undefined once the trace has gone wrong)."""
     last = len(trace.steps) if trace.mistake_index is None else trace.mistake_index + 1
     return {
-        "prompt": get_task(trace.task).question(trace.input),
+        "prompt": task_spec(trace.task).question(trace.input),
         "completions": [format_step(i, s) for i, s in enumerate(trace.steps[:last])],
         "labels": [i != trace.mistake_index for i in range(last)],
         "task": trace.task,

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 from backtrack.lm.generator import LM, LoglikelihoodRequest, Step, StepRequest
 from bigbench_mistake.records import Trace
-from bigbench_mistake.tasks import format_step, get_task
+from bigbench_mistake.tasks import TASKS, format_step, task_spec
 
 from .locator import one_hot
 
@@ -52,6 +52,9 @@ HEADERS = {
 
 @lru_cache(maxsize=None)
 def exemplars(task: str) -> tuple[dict[str, Any], ...]:
+    """The task's few-shot exemplars; none (zero-shot: the instructions alone) for a task other than the five."""
+    if task not in TASKS:
+        return ()
     path = resources.files("reward_model") / "prompts" / f"{task}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no mistake-finding exemplars for task {task!r} ({path})")
@@ -59,7 +62,7 @@ def exemplars(task: str) -> tuple[dict[str, Any], ...]:
 
 
 def _question_and_steps(task: str, input_text: str, steps: Sequence[str]) -> str:
-    spec = get_task(task)
+    spec = task_spec(task)
     return "\n".join([spec.question(input_text), *(format_step(i, s) for i, s in enumerate(steps))])
 
 

@@ -1,5 +1,5 @@
 """`make_locator(spec)`: one string names a locator ("gold", "random", "random:dist", "simulated:0.7",
-"trained:DIR", ...). Factories live in one dict so other locators (prompt-based finders) register
+"trained:DIR", "checks:generic", ...). Factories live in one dict so other locators (prompt-based finders) register
 with one line: `LOCATORS["name"] = factory`, where `factory(arg, options) -> Locator`."""
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def _trained(arg: str | None, options: LocatorOptions) -> Locator:
     return load_locator(arg)
 
 
+def _checks(arg: str | None, options: LocatorOptions) -> Locator:
+    from .checks import ChecksLocator
+
+    return ChecksLocator(arg or "all")
+
+
 def _prompt(arg: str | None, options: LocatorOptions) -> Locator:
     from .prompt_finders import prompt_locator
 
@@ -74,6 +80,7 @@ LOCATORS: dict[str, Callable[[str | None, LocatorOptions], Locator]] = {
     "random": _random,
     "simulated": _simulated,
     "trained": _trained,
+    "checks": _checks,  # the hand-written checks alone: checks[:all|generic]
     "prompt": _prompt,  # the paper's prompt-based finders (reward_model/prompt_finders.py)
 }
 
@@ -97,6 +104,8 @@ def check_locator_spec(spec: str) -> None:
             raise ValueError(f"'simulated' needs an accuracy in [0, 1], got {accuracy}")
     elif name == "trained" and arg and not (Path(arg) / "config.json").is_file():
         raise ValueError(f"--locator {spec}: no trained model at {arg} (a folder with config.json, from bbm rm train)")
+    elif name == "checks":
+        _checks(arg or None, LocatorOptions())
     elif name == "prompt":
         from .prompt_finders import parse_finder_spec
 

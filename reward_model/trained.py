@@ -11,6 +11,7 @@ from typing import Sequence
 from bigbench_mistake.records import Trace
 
 from .classifier import MODEL_KIND, StepClassifier, TrainConfig, train
+from .features import FEATURES_VERSION
 
 
 class TrainedLocator:
@@ -55,6 +56,7 @@ def default_trained_model(cache_dir: str | Path, config: TrainConfig = TrainConf
 
     traces = load_all(data_dir)
     h = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
+    h.update(f"features v{FEATURES_VERSION}".encode())
     for t in traces:
         h.update(json.dumps(t.to_record(), sort_keys=True).encode())
     folder = Path(cache_dir) / f"step-logreg-{h.hexdigest()[:16]}"

@@ -56,13 +56,13 @@ class TransformerTrainConfig:
 def step_pairs(trace: Trace, training: bool) -> list[tuple[str, str, int]]:
     """(context, step, label) from TRL's stepwise example; at inference every step is scored."""
     from bigbench_mistake.export import stepwise_example
-    from bigbench_mistake.tasks import format_step, get_task
+    from bigbench_mistake.tasks import format_step, task_spec
 
     if training:
         ex = stepwise_example(trace)
         prompt, completions, labels = ex["prompt"], ex["completions"], [int(not ok) for ok in ex["labels"]]
     else:
-        prompt = get_task(trace.task).question(trace.input)
+        prompt = task_spec(trace.task).question(trace.input)
         completions = [format_step(i, s) for i, s in enumerate(trace.steps)]
         labels = [0] * len(completions)
     return [("\n".join([prompt, *completions[:j]]), c, y) for j, (c, y) in enumerate(zip(completions, labels))]

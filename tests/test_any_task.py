@@ -73,3 +73,20 @@ def test_backtracking_refuses_what_it_cannot_correct_before_loading_a_model(tmp_
     no_target = write(tmp_path / "ws.jsonl", [{**load_task("word_sorting")[0].to_record(), "target": None}])
     r = CliRunner().invoke(app, ["backtrack", "--traces", str(no_target), "--locator", "gold", "--out", str(tmp_path / "bt")])
     assert r.exit_code == 1 and "has no target" in r.output and not (tmp_path / "bt").exists()
+
+
+def test_the_transformer_pairs_the_export_and_the_prompt_finders_take_any_task(tmp_path):
+    from bigbench_mistake.export import stepwise_example
+    from reward_model.prompt_finders import exemplars, step_prompt, trace_prompt
+    from reward_model.transformer import step_pairs
+
+    trace = load_file(write(tmp_path / "math.jsonl", MATH))[0]
+    ex = stepwise_example(trace)
+    assert MATH[0]["input"] in ex["prompt"] and ex["labels"] == [True, False]
+    assert [y for _, _, y in step_pairs(trace, training=True)] == [0, 1]
+    assert len(step_pairs(trace, training=False)) == 3
+    # no exemplars for a task other than the five: the finders ask zero-shot, with the trace itself
+    assert exemplars("gsm8k") == () and len(exemplars("multistep_arithmetic")) > 0
+    prompt = trace_prompt("gsm8k", trace.input, trace.steps)
+    assert MATH[0]["input"] in prompt and "3 + 4 = 8" in prompt
+    assert "3 + 4 = 8" in step_prompt("gsm8k", trace.input, trace.steps, 1, cot=False)

@@ -90,7 +90,7 @@ class DecodeOptions:
 @dataclass(frozen=True)
 class LocateOptions:
     locator: str = option("trained", "Where the mistake is: trained (the default classifier, trained once and cached) "
-                          "| trained:DIR | gold | random | random:dist | simulated:X | prompt:METHOD[:MODE] (the "
+                          "| trained:DIR | checks[:generic] | gold | random | random:dist | simulated:X | prompt:METHOD[:MODE] (the "
                           "run's own model).")
     threshold: float | None = option(None, "Locator score threshold (default: the locator's own; a trained locator's "
                                      "is the one it fitted, others use 0.5).")

@@ -46,6 +46,11 @@ def _groups() -> dict[str, Callable[[StepContext], dict[str, float]]]:
     }
 
 
+# Bumped whenever some step's feature values change (2: units, percents and clock times in the
+# arithmetic check; the unsourced-operand check). The cached default model's key holds it, so a model
+# trained on older features is never scored with newer ones.
+FEATURES_VERSION = 2
+
 GENERIC_GROUPS = ("text", "arithmetic", "letters", "novelty", "repetition", "state")
 ALL_GROUPS = GENERIC_GROUPS + ("task_specific",)
 FEATURE_SETS = {"all": ALL_GROUPS, "generic": GENERIC_GROUPS}

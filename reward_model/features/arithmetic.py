@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from bigbench_mistake.arithmetic import exact_value
 
@@ -34,14 +34,26 @@ def _substitute(expr: str, env: dict[str, Fraction]) -> str:
     return _VAR.sub(lambda m: f"({env[m.group(1)]})" if m.group(1) in env else m.group(0), expr)
 
 
-_TIMES = re.compile(r"(?<=\d)\s*[x×]\s*(?=[\d(])")
+_TIMES = re.compile(r"(?<=[\d)])\s*[x×]\s*(?=[\d(.])")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# Units written after a number: "per person" or "/person" (a rate), and lowercase words that stand
+# between the number and an operator or "=" ("8 eggs/turtle * 6 turtles = 48 eggs"). Lowercase words
+# of two letters or more only: the single capitals of multistep arithmetic are variables.
+_RATE = re.compile(r"(?<=\d)\s*(?:/\s*|\s+per\s+)[a-z][a-z']+")
+_UNIT = r"[a-z][a-z']+(?:/[a-z][a-z']+)?"
+_UNIT_WORDS = re.compile(rf"(?<=\d)\s*{_UNIT}(?:\s+{_UNIT})*(?=\s*(?:[-+*/=×]|x\s))")  # words apart: no backtracking blow-up
+_CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")   # "11:00-8:00 = 3 hours" is not a subtraction
+_BARE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def normalise(text: str) -> str:
     """The way people and models write sums in prose, as arithmetic: "12 x 2" -> "12 * 2",
-    "$1,200" -> "1200" (word problems write both; the checks below would otherwise miss them)."""
-    return _TIMES.sub(" * ", _THOUSANDS.sub("", text.replace("$", "")))
+    "$1,200" -> "1200", "420 minutes ÷ 60 minutes/hour" -> "420 / 60", "$40 – $4" -> "40 - 4" (word
+    problems write all of these; the checks below would otherwise miss them). Clock times are made
+    unreadable ("@"), so that "11:00-8:00 = 3 hours" is no sum."""
+    text = text.replace("$", "").replace("÷", "/").replace("–", "-").replace("−", "-")
+    text = _THOUSANDS.sub("", _CLOCK.sub("@", text))
+    return _TIMES.sub(" * ", _UNIT_WORDS.sub("", _RATE.sub("", text)))
 
 
 def chains(text: str) -> Iterable[list[str]]:
@@ -54,6 +66,11 @@ def chains(text: str) -> Iterable[list[str]]:
         for k, part in enumerate(parts):
             if k == 0:
                 m = _SUFFIX.search(part.rstrip())
+                # a lone number ("the width of 3 feet = 6 feet", "8 pounds = 128 ounces") states no sum,
+                # and a sum that starts with its operator is a fragment ("5x + 10x + 40 = 70": algebra)
+                lhs = m.group(0).strip() if m else ""
+                if _BARE_NUMBER.fullmatch(lhs) or re.match(r"[+*/]|- ", lhs):
+                    m = None
             else:
                 m = _PREFIX.search(part.strip().split(". ")[0])
             exprs.append(m.group(0).strip() if m else "")
@@ -126,10 +143,45 @@ def check_comparisons(text: str) -> tuple[int, int]:
     return checked, wrong
 
 
+# Numbers a calculation may use without the question or an earlier step stating them: those a word
+# problem writes as words, and the usual conversion factors.
+_WORD_NUMBERS = {"half": 2, "twice": 2, "double": 2, "triple": 3, "third": 3, "quarter": 4, "dozen": 12,
+                 "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "hundred": 100, "thousand": 1000,
+                 "percent": 100, "%": 100, "week": 7}
+_CONSTANTS = frozenset(Fraction(n) for n in (0, 1, 2, 3, 4, 5, 7, 10, 12, 24, 30, 52, 60, 100, 365, 1000))
+_OPERAND = re.compile(r"(?<![\d.])(?:\d+(?:\.\d+)?|\.\d+)")
+
+
+@lru_cache(maxsize=65536)
+def _stated(texts: tuple[str, ...]) -> frozenset[Fraction]:
+    """Numbers the question and the earlier steps state (digits or words), built one step at a time."""
+    if len(texts) > 1:
+        return _stated(texts[:-1]) | _stated(texts[-1:])
+    low = normalise(texts[0].lower())
+    numbers = {Fraction(n) for n in _OPERAND.findall(low)}
+    words = {Fraction(v) for w, v in _WORD_NUMBERS.items() if w in low}
+    return frozenset(numbers | {n / 100 for n in numbers} | words)  # "20%" is used as .20
+
+
+def unsourced_operands(question: str, previous: Sequence[str], step: str) -> list[str]:
+    """Operands of the step's calculations (the left side of each `=` chain, or the member after a
+    variable's name: `A = (3 - 4) = -1`) that neither the question nor an earlier step states: a number
+    copied wrong ("49 / 2" where the question says 48). Results are not operands: they are new by nature."""
+    known = _stated((question, *previous)) | _CONSTANTS
+    out = []
+    for exprs in chains(step):
+        first = exprs[1] if re.fullmatch(r"[A-Z]", exprs[0]) else exprs[0]
+        out += [n for n in _OPERAND.findall(first) if Fraction(n) not in known]
+    return out
+
+
 def features(ctx: StepContext) -> dict[str, float]:
     checked = wrong = 0
     cmp_checked, cmp_wrong = check_comparisons(ctx.step) if "<" in ctx.step else (0, 0)
     if "=" in ctx.step:
         checked, wrong = check_chains(ctx.step, dict(_env_after(ctx.previous)))
+    unsourced = unsourced_operands(ctx.question, ctx.previous, ctx.step) if "=" in ctx.step else []
     return {"n_checked": min(checked, 10) / 10.0, "check_wrong_equation": float(wrong > 0), "n_wrong": min(wrong, 5),
-            "n_comparisons": min(cmp_checked, 20) / 20.0, "check_wrong_comparison": float(cmp_wrong > 0)}
+            "n_comparisons": min(cmp_checked, 20) / 20.0, "check_wrong_comparison": float(cmp_wrong > 0),
+            "check_unsourced_operand": float(bool(unsourced))}
