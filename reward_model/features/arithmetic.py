@@ -2,7 +2,11 @@
 
 Each clause is read as a chain `lhs = e1 = e2 = ... = value`; every two neighbouring expressions that
 both evaluate must be equal. Single capital letters defined earlier (`A = ... = -14`) are substituted
-with the value the trace gave them, so `A - B - C = -14 - 2 - (-1260)` is checked too.
+with the value the trace gave them, so `A - B - C = -14 - 2 - (-1260)` is checked too. Sums written
+in prose (units, rates, `x`, `$`) are normalised first.
+
+And does the step calculate with a number nobody stated? An operand that neither the question nor an
+earlier step gives (`unsourced_operands`) is what a number copied wrong looks like.
 """
 from __future__ import annotations
 
