@@ -76,6 +76,8 @@ def config_json(cfg: Any) -> dict[str, Any]:
         if d["backtrack"].get(name) == 0:
             del d["backtrack"][name]
     with_loop_rule(d["backtrack"])
+    if d.get("locator", "").partition(":")[0] not in LABEL_READING_LOCATORS:
+        d["capped_step_is_mistake"] = True  # see `located`: runs made before the rule located otherwise
     return d
 
 
@@ -118,6 +120,26 @@ def backtrack_with_cache(traces: Sequence[Trace], locations: Sequence[int | None
     return out
 
 
+def broken_off(trace: Trace) -> bool:
+    """A generated trace whose last step ran to the token cap (no newline, no answer): `generation`
+    metadata as `bbm generate` and the pipeline write it."""
+    generation = trace.extra.get("generation")
+    return isinstance(generation, dict) and generation.get("stop_reason") == "token_cap"
+
+
+def located(locator: Locator, traces: Sequence[Trace], cfg: BacktrackRunConfig) -> tuple[list[int | None], list[bool]]:
+    """The locator's first mistakes, and one rule of bbm's own for locators that read the text: a trace
+    broken off at the token cap is wrong at that step at the latest, so when the locator finds nothing
+    before it, the capped step is the mistake (second list: where this rule named it). Such a step is
+    often one piece written over and over (`= (5 + 2 - 6) = (5 + 2 - 6) = ...`), which every arithmetic
+    check passes."""
+    locations = locate(locator, traces, cfg.threshold)
+    if cfg.locator.partition(":")[0] in LABEL_READING_LOCATORS:
+        return locations, [False] * len(traces)
+    capped = [loc is None and broken_off(t) for t, loc in zip(traces, locations)]
+    return [len(t.steps) - 1 if c else loc for t, loc, c in zip(traces, locations, capped)], capped
+
+
 def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: LM, cfg: BacktrackRunConfig,
                      cache: OutcomeCache, verifier: Verifier | None = None) -> list[dict[str, Any]]:
     """Locate -> backtrack (-> locate again, for rounds > 1) for a batch; one record per trace."""
@@ -127,10 +149,12 @@ def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: LM, c
     active = list(range(len(traces)))
     for r in range(cfg.backtrack.rounds):
         batch = [current[i] for i in active]
-        locations = locate(locator, batch, cfg.threshold)
+        locations, capped = located(locator, batch, cfg)
         outcomes = backtrack_with_cache(batch, locations, generator, cfg.backtrack, cache, r, verifier)
         still = []
-        for i, o in zip(active, outcomes):
+        for i, o, c in zip(active, outcomes, capped):
+            if c:
+                o = {**o, "located_by": "token_cap"}
             rounds[i].append(o)
             if o["location"] is not None and o["stop_reason"] not in ("uncorrectable", "rejected"):
                 # The new trace has no label: later rounds must locate from its text.

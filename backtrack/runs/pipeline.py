@@ -40,8 +40,10 @@ def generated_traces(items: Sequence[Item], generator: LM, cfg: PipelineConfig) 
     share = (time.perf_counter() - start) / max(len(items), 1)
     out = []
     for item, d in zip(items, decoded):
-        trace = Trace(item.task, item.id, item.input, d.steps, None, item.target, None)  # unlabelled
-        out.append((trace, {"stop_reason": d.stop_reason, "tokens": d.n_tokens, "seconds": round(share, 3)}))
+        gen = {"stop_reason": d.stop_reason, "tokens": d.n_tokens, "seconds": round(share, 3)}
+        # unlabelled; `generation` as bbm generate writes it (a trace cut at the token cap is located there)
+        out.append((Trace(item.task, item.id, item.input, d.steps, None, item.target, None, extra={"generation": gen}),
+                    gen))
     return out
 
 
@@ -86,8 +88,9 @@ def before_after(record: dict[str, Any]) -> str | None:
     if r0["location"] is None:
         return None
     loc = r0["location"]
+    how = " (the step ran to the token cap)" if r0.get("located_by") == "token_cap" else ""
     lines = [f"[{record['task']}] {record['id']}  target: {record['target']}",
-             f"  mistake located at Thought {loc + 1}: {record['original_steps'][loc]}"]
+             f"  mistake located at Thought {loc + 1}{how}: {record['original_steps'][loc]}"]
     if r0["stop_reason"] == "uncorrectable":
         lines.append("  every sample repeated that step: trace kept")
     elif r0["stop_reason"] == "rejected":
