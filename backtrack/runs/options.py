@@ -90,8 +90,8 @@ class DecodeOptions:
 @dataclass(frozen=True)
 class LocateOptions:
     locator: str = option("trained", "Where the mistake is: trained (the default classifier, trained once and cached) "
-                          "| trained:DIR | checks[:generic] | gold | random | random:dist | simulated:X | prompt:METHOD[:MODE] (the "
-                          "run's own model).")
+                          "| trained:DIR | checks[:generic] | gold | random | random:dist | simulated:X "
+                          "| prompt:METHOD[:MODE] (the run's own model).")
     threshold: float | None = option(None, "Locator score threshold (default: the locator's own; a trained locator's "
                                      "is the one it fitted, others use 0.5).")
     verifier: str | None = option(None, "Locator judging samples and new traces for --selection verifier / --accept "

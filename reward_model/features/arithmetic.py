@@ -45,7 +45,8 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # of two letters or more only: the single capitals of multistep arithmetic are variables.
 _RATE = re.compile(r"(?<=\d)\s*(?:/\s*|\s+per\s+)[a-z][a-z']+")
 _UNIT = r"[a-z][a-z']+(?:/[a-z][a-z']+)?"
-_UNIT_WORDS = re.compile(rf"(?<=\d)\s*{_UNIT}(?:\s+{_UNIT})*(?=\s*(?:[-+*/=×]|x\s))")  # words apart: no backtracking blow-up
+# words kept apart by spaces, so that a failing match cannot try every split of a long word
+_UNIT_WORDS = re.compile(rf"(?<=\d)\s*{_UNIT}(?:\s+{_UNIT})*(?=\s*(?:[-+*/=×]|x\s))")
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")   # "11:00-8:00 = 3 hours" is not a subtraction
 _BARE_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -148,7 +149,8 @@ def check_comparisons(text: str) -> tuple[int, int]:
 
 
 # Numbers a calculation may use without the question or an earlier step stating them: those a word
-# problem writes as words, and the usual conversion factors.
+# problem writes as words (found anywhere in the text, "weight" gives 8 too: generous, so the check errs
+# toward silence), and the usual conversion factors.
 _WORD_NUMBERS = {"half": 2, "twice": 2, "double": 2, "triple": 3, "third": 3, "quarter": 4, "dozen": 12,
                  "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                  "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "hundred": 100, "thousand": 1000,
