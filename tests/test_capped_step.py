@@ -37,3 +37,17 @@ def test_the_main_jobs_account_says_why_a_capped_step_was_located():
               "rounds": [{"location": 1, "stop_reason": "answer", "replacement": "A = 1.", "located_by": "token_cap"}],
               "original_answer": None, "original_status": "invalid", "answer": "1", "status": "correct"}
     assert "Thought 2 (the step ran to the token cap)" in before_after(record)
+
+
+def test_tables_count_the_traces_located_at_their_capped_step():
+    from backtrack.runs.experiment import summarise_backtrack
+    from backtrack.runs.render import render_backtrack
+
+    def rec(task, located_by=None):
+        r0 = {"location": 1, "stop_reason": "answer", **({"located_by": located_by} if located_by else {})}
+        return {"task": task, "original_status": "invalid", "status": "correct", "answer": "1", "original_answer": None,
+                "rounds": [r0], "tokens": 10, "seconds": 1.0}
+    results = summarise_backtrack([rec("a", "token_cap"), rec("a"), rec("b", "token_cap")])
+    assert results["overall"]["located_at_token_cap"] == 2 and results["tasks"]["a"]["located_at_token_cap"] == 1
+    text = render_backtrack({"run_dir": "d", "locator": "trained", "model": "m", "results": results})
+    assert "located at a step cut at the token cap (the locator found nothing before it): 2" in text

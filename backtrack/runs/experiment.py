@@ -234,6 +234,7 @@ def summarise_backtrack(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "fixed": wrong_after, "broken": len(right) - right_after,
             "backtracked_ended": dict(sorted(ended.items())),
             "backtracked": sum(r["rounds"][0]["location"] is not None for r in rs),
+            "located_at_token_cap": sum(r["rounds"][0].get("located_by") == "token_cap" for r in rs),
             "uncorrectable": sum(any(o["stop_reason"] == "uncorrectable" for o in r["rounds"]) for r in rs),
             "rejected": sum(any(o["stop_reason"] == "rejected" for o in r["rounds"]) for r in rs),
             "changed_answer": sum(r["answer"] != r["original_answer"] for r in rs),

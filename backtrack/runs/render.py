@@ -69,8 +69,11 @@ def render_backtrack(r: dict) -> str:
     head = ["task", "n", "n✓", "n✗", "Δacc✓", "Δacc✗", "net", "acc before", "acc after", "backtracked",
             "uncorrectable", "rejected", "invalid after", "tokens", "s"]
     ended = "\n".join(f"  {task}: {b['backtracked_ended']}" for task, b in blocks.items() if b.get("backtracked_ended"))
+    capped = r["results"]["overall"].get("located_at_token_cap")
     return (f"{r['run_dir']}  locator {r['locator']}  model {r['model']}\n" + table(rows, head)
-            + (f"\nhow the backtracked traces ended:\n{ended}" if ended else ""))
+            + (f"\nhow the backtracked traces ended:\n{ended}" if ended else "")
+            + (f"\nlocated at a step cut at the token cap (the locator found nothing before it): {capped}"
+               if capped else ""))
 
 
 def render_simulate(r: dict) -> str:
