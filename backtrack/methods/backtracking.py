@@ -38,7 +38,7 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, decision_threshold, first_mistake
 
 from backtrack.methods.decoding import (MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS, DecodeConfig,
-                                        TraceRequest, decode_traces, with_loop_rule)
+                                        TraceRequest, decode_traces, stop_fields)
 from backtrack.lm.generator import LM, Step, StepRequest, stable_int
 
 SELECTIONS = ("logprob", "mean_logprob", "verifier")
@@ -94,10 +94,7 @@ class BacktrackConfig:
         key = {k: v for k, v in asdict(self).items() if k != "batch_size"}  # batching never changes greedy output
         if self.accept == "always":
             del key["accept"]  # the paper's algorithm keeps the keys it had before `accept` existed
-        for name in ("stop_repeats", "step_cap_factor"):
-            if not key[name]:
-                del key[name]  # likewise: without these stops, the keys of runs made before they existed
-        return with_loop_rule(key)
+        return stop_fields(key)  # likewise: without the stops, the keys of runs made before they existed
 
 
 def normalise_whitespace(text: str) -> str:

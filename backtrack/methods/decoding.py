@@ -146,6 +146,15 @@ def with_loop_rule(fields: dict) -> dict:
     return fields
 
 
+def stop_fields(fields: dict) -> dict:
+    """`fields` without the stops that are off (0: the keys and configs of runs made before they existed)
+    and with the loop rule (with_loop_rule): how the stops enter outcome keys and run configs."""
+    for name in ("stop_repeats", "step_cap_factor"):
+        if not fields.get(name, 1):
+            del fields[name]
+    return with_loop_rule(fields)
+
+
 def _finished(request: TraceRequest, steps: Sequence[str], last: Step | None, config: DecodeConfig) -> str | None:
     """The stop reason once a trace is done, else None."""
     if get_task(request.task).has_answer(steps):

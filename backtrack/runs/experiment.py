@@ -15,12 +15,17 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import BacktrackConfig, Outcome, Verifier, backtrack_batch
-from backtrack.methods.decoding import with_loop_rule
+from backtrack.methods.decoding import stop_fields
 from backtrack.runs.cache import OutcomeCache, outcome_key
 from backtrack.lm.generator import LM, generator_identity
 
 LABEL_READING_LOCATORS = ("gold", "simulated")  # they read the dataset's label, valid for the original trace only
 TEXT_READING_LOCATORS = ("trained", "prompt")  # they judge any text, so they can also verify replacements
+
+
+def reads_labels(locator: str) -> bool:
+    """Whether a locator spec reads the dataset's label (gold, simulated) instead of the trace's text."""
+    return locator.partition(":")[0] in LABEL_READING_LOCATORS
 
 
 def default_verifier(locator: str) -> str:
@@ -51,7 +56,7 @@ class CorrectionRunConfig:
             raise ValueError("limit must be >= 1")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError("threshold must be in [0, 1]")
-        if self.backtrack.rounds > 1 and self.locator.split(":")[0] in LABEL_READING_LOCATORS:
+        if self.backtrack.rounds > 1 and reads_labels(self.locator):
             raise ValueError(f"--rounds > 1 needs a locator that reads the new trace; {self.locator!r} only knows "
                              "the dataset's label of the original trace")
 
@@ -72,11 +77,8 @@ def config_json(cfg: Any) -> dict[str, Any]:
         d.pop("verifier", None)
     if d["backtrack"].get("accept") == "always":
         del d["backtrack"]["accept"]
-    for name in ("stop_repeats", "step_cap_factor"):  # 0: the stops are off, as before they existed
-        if d["backtrack"].get(name) == 0:
-            del d["backtrack"][name]
-    with_loop_rule(d["backtrack"])
-    if d.get("locator", "").partition(":")[0] not in LABEL_READING_LOCATORS:
+    stop_fields(d["backtrack"])
+    if not reads_labels(cfg.locator):
         d["capped_step_is_mistake"] = True  # see `located`: runs made before the rule located otherwise
     return d
 
@@ -134,7 +136,7 @@ def located(locator: Locator, traces: Sequence[Trace], cfg: BacktrackRunConfig) 
     often one piece written over and over (`= (5 + 2 - 6) = (5 + 2 - 6) = ...`), which every arithmetic
     check passes."""
     locations = locate(locator, traces, cfg.threshold)
-    if cfg.locator.partition(":")[0] in LABEL_READING_LOCATORS:
+    if reads_labels(cfg.locator):
         return locations, [False] * len(traces)
     capped = [loc is None and broken_off(t) for t, loc in zip(traces, locations)]
     return [len(t.steps) - 1 if c else loc for t, loc, c in zip(traces, locations, capped)], capped
