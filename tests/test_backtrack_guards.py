@@ -130,6 +130,11 @@ def test_guards_need_a_verifier_and_change_the_cache_key(tiny_generator):
     assert BacktrackRunConfig(locator="gold", model="m", backtrack=BacktrackConfig(accept="verified")).verifier == "trained"
     with pytest.raises(ValueError, match="cannot judge"):
         BacktrackRunConfig(locator="gold", model="m", backtrack=BacktrackConfig(accept="verified"), verifier="gold")
+    # the checks alone read text: they verify their own run, and any run that names them
+    guarded = BacktrackConfig(accept="verified")
+    assert BacktrackRunConfig(locator="checks", model="m", backtrack=guarded).verifier == "checks"
+    assert BacktrackRunConfig(locator="gold", model="m", backtrack=guarded, verifier="checks:generic").verifier \
+        == "checks:generic"
 
 
 def test_paper_algorithm_records_are_unchanged_by_the_guards(tiny_generator):

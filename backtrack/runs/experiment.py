@@ -20,7 +20,7 @@ from backtrack.runs.cache import OutcomeCache, outcome_key
 from backtrack.lm.generator import LM, generator_identity
 
 LABEL_READING_LOCATORS = ("gold", "simulated")  # they read the dataset's label, valid for the original trace only
-TEXT_READING_LOCATORS = ("trained", "prompt")  # they judge any text, so they can also verify replacements
+TEXT_READING_LOCATORS = ("trained", "checks", "prompt")  # they judge any text, so they can also verify replacements
 
 
 def reads_labels(locator: str) -> bool:
@@ -49,7 +49,8 @@ class CorrectionRunConfig:
         if self.backtrack.needs_verifier and self.verifier is None:
             object.__setattr__(self, "verifier", default_verifier(self.locator))
         if self.verifier is not None and self.verifier.split(":")[0] not in TEXT_READING_LOCATORS:
-            raise ValueError(f"verifier {self.verifier!r} cannot judge new text; use trained[:DIR] or prompt:METHOD")
+            raise ValueError(f"verifier {self.verifier!r} cannot judge new text; use trained[:DIR], "
+                             "checks[:generic] or prompt:METHOD")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.limit is not None and self.limit < 1:
