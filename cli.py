@@ -150,12 +150,15 @@ def rm_eval_cli(protocol: str = typer.Option("cv", "--protocol", help="cv (puzzl
                 features: str = RmFeatures, folds: int = typer.Option(5, help="cv: number of folds."),
                 seed: int = typer.Option(0, help="Seed of the fold assignment."), drop: Optional[List[str]] = RmDrop,
                 ablation: bool = typer.Option(False, "--ablation", help="cv with each feature group left out in turn."),
+                extra: Optional[List[Path]] = typer.Option(None, "--extra-traces", help="Also train every split on "
+                                                           "these labelled traces of any task (never tested; repeatable)."),
                 tasks: Optional[List[str]] = TasksOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Evaluate the CPU classifier out of split, next to the checks alone, the baselines and the paper."""
     from reward_model.commands import eval_report, train_config
     from reward_model.render import render_rm_eval
 
-    emit(guarded(lambda: eval_report(protocol, train_config(features, seed, drop or ()), folds, data_dir, tasks, ablation)),
+    emit(guarded(lambda: eval_report(protocol, train_config(features, seed, drop or ()), folds, data_dir, tasks, ablation,
+                                     extra or ())),
          as_json, render_rm_eval)
 
 

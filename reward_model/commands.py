@@ -59,17 +59,19 @@ def train_transformer_to_dir(out: str | Path, base: str, epochs: int = 1, device
 
 
 def eval_report(protocol: str, config: TrainConfig, folds: int = 5, data_dir: str | Path | None = None,
-                tasks: Sequence[str] | None = None, ablation: bool = False) -> dict[str, Any]:
-    from bigbench_mistake.dataset import load_all
+                tasks: Sequence[str] | None = None, ablation: bool = False,
+                extra_traces: Sequence[str | Path] = ()) -> dict[str, Any]:
+    from bigbench_mistake.dataset import load_all, load_file
 
     from . import evaluation
 
+    if ablation and (protocol != "cv" or extra_traces):
+        raise ValueError("--ablation runs with --protocol cv and no --extra-traces")
+    extra = [t for p in extra_traces for t in load_file(p)]  # read (and checked) before any training
     traces = load_all(data_dir, tasks)
     if ablation:
-        if protocol != "cv":
-            raise ValueError("--ablation runs with --protocol cv")
         return evaluation.ablation(traces, config, folds)
-    report = evaluation.evaluate(traces, protocol, config, folds)
+    report = evaluation.evaluate(traces, protocol, config, folds, extra=extra)
     report.pop("predictions")
     return report
 

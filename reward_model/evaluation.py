@@ -47,26 +47,31 @@ def splits(traces: Sequence[Trace], protocol: str, folds: int, seed: int) -> lis
 
 
 def evaluate(traces: Sequence[Trace], protocol: str = "cv", config: TrainConfig = TrainConfig(), folds: int = 5,
-             all_feats: Sequence[TraceFeatures] | None = None) -> dict[str, Any]:
-    """Out-of-split predictions for every trace, scored, next to the checks alone and the baselines."""
+             all_feats: Sequence[TraceFeatures] | None = None, extra: Sequence[Trace] = ()) -> dict[str, Any]:
+    """Out-of-split predictions for every trace, scored, next to the checks alone and the baselines.
+    `extra`: labelled traces added to the training part of every split and never tested (e.g. planted
+    GSM8K traces), so a protocol measures what they add on the dataset's own splits."""
     t0 = time.perf_counter()
     if all_feats is None:
         all_feats = extract(traces, ALL_GROUPS)
     feats = only_groups(all_feats, config.groups)
+    extra_feats = only_groups(extract(extra, ALL_GROUPS), config.groups) if extra else []
     preds: dict[str, int | None] = {}
     checks: dict[str, int | None] = {}
     per_split = []
     for name, tr, te in splits(traces, protocol, folds, config.seed):
-        model = train([traces[i] for i in tr], config, feats=[feats[i] for i in tr])
+        model = train([traces[i] for i in tr] + list(extra), config, feats=[feats[i] for i in tr] + extra_feats)
         test = [traces[i] for i in te]
         for t, s in zip(test, model.step_scores([t.task for t in test], [feats[i] for i in te])):
             preds[t.id] = first_mistake(s, model.threshold)
         checks.update(checks_predictions(test, [feats[i] for i in te]))
-        per_split.append({"split": name, "n_train": len(tr), "n_test": len(te), "threshold": model.threshold})
+        per_split.append({"split": name, "n_train": len(tr) + len(extra), "n_test": len(te),
+                          "threshold": model.threshold})
     return {
         "protocol": protocol,
         "feature_set": config.describe(),
         "config": asdict(config),
+        "n_extra_training_traces": len(extra),
         "folds": folds if protocol == "cv" else None,
         "scores": mistake_finding_scores(traces, preds),
         "checks_alone": mistake_finding_scores(traces, checks),

@@ -27,7 +27,8 @@ def render_rm_eval(r: dict) -> str:
     rows = rows_of("trained", r["scores"]) + rows_of("checks alone", r["checks_alone"])
     for name, block in r["baselines"].items():
         rows += rows_of(name, block)
-    head = f"protocol {r['protocol']}, {r['feature_set']}, {r['seconds']} s; mean over tasks (trained): " \
+    extra = f", + {r['n_extra_training_traces']} extra training traces" if r.get("n_extra_training_traces") else ""
+    head = f"protocol {r['protocol']}, {r['feature_set']}{extra}, {r['seconds']} s; mean over tasks (trained): " \
            f"{r['scores']['mean_task_accuracy_overall']}\nreference: {r['reference']}\n"
     return head + table(rows, ["locator", "task", "acc mistake %", "acc no-mistake %", "acc overall %", "weighted F1"])
 

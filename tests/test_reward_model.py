@@ -142,6 +142,19 @@ def test_folds_keep_puzzles_together(traces):
         assert {traces[i].task for i in te} == {name} and name not in {traces[i].task for i in tr}
 
 
+def test_extra_training_traces_join_every_split_and_are_never_tested():
+    from reward_model.evaluation import evaluate
+
+    tested = load_task("multistep_arithmetic")[:60] + load_task("dyck_languages")[:60]
+    extra = [t.replace(id=f"extra-{t.id}", task="gsm8k") for t in load_task("word_sorting")[:50]]
+    cfg = TrainConfig(features="generic", max_vocab=500, inner_folds=2)
+    plain = evaluate(tested, "leave-one-task-out", cfg)
+    more = evaluate(tested, "leave-one-task-out", cfg, extra=extra)
+    assert [s["n_train"] for s in more["splits"]] == [s["n_train"] + 50 for s in plain["splits"]] == [110, 110]
+    assert set(more["predictions"]) == {t.id for t in tested} and more["n_extra_training_traces"] == 50
+    assert more["checks_alone"] == plain["checks_alone"]  # the checks learn nothing
+
+
 # ------------------------------------------------------------------ classifier
 @pytest.fixture(scope="module")
 def small_model():
