@@ -24,11 +24,11 @@ How:
   was drawn from. Sample k of a request draws from numpy's PCG64 seeded with (seed, k): a sample
   does not depend on n or on what else is in the batch. Greedy steps report temperature-1 log-probs.
 - Log-probs depend on llama.cpp's kernels, whose summation order changes with the batch shape (one
-  token vs a chunk of the prompt, one stream vs eight). Measured on this repo's CPUs: a sample's
-  log-prob and a separate forward pass over prefix + sample agree within 1e-3 (sum over 20 tokens)
-  for Qwen2.5-Coder-1.5B; Gemma 3 270M is touchier (up to ~0.11 in sum over 20 tokens, 0.24 at a single token).
-  Turning off weight repacking and flash attention did not remove Gemma's differences, so the
-  defaults stay (they are faster).
+  token vs a chunk of the prompt, one stream vs eight) and with where a sequence's cells lie in the
+  shared pool. Measured on this repo's CPUs, a sample's log-prob against a separate forward pass over
+  prefix + sample: within 1e-3 (sum over 20 tokens) on one Qwen2.5-Coder-1.5B prompt, up to 0.43
+  nats over 64 tokens on the benchmark's (README); Gemma 3 270M up to 0.93. Turning off weight
+  repacking and flash attention did not remove the differences, so the defaults stay (they are faster).
 A step ends at the first token whose text holds a newline (counted; text after the newline dropped),
 at an end-of-generation token, or at max_tokens, as in every backend (backtrack/lm/generator.py).
 """
