@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Table 6 on Qwen2.5-Coder-1.5B-Instruct (llama.cpp, 2 threads), 20 traces per task, one run directory
+# per locator and task, in the order they are worth having. Every bbm run resumes where it stopped,
+# so rerunning this script finishes what an earlier session left. Usage, from the repository root:
+#   OUT=results/qwen-table6 bash results/qwen-table6/queue.sh
+set -u
+BBM=${BBM:-bbm}
+OUT=${OUT:-results/qwen-table6}
+COMMON="--model qwen2.5-coder-1.5b --threads 2 --batch-size 8 --limit 20"
+TASKS="multistep_arithmetic tracking_shuffled_objects logical_deduction dyck_languages word_sorting"
+run() {  # name, command...: skipped once the run has its results.json
+  local name=$1; shift
+  [ -f "$OUT/$name/results.json" ] && return
+  echo "== $(date +%T) $name"
+  /usr/bin/time -v "$@" --out "$OUT/$name" > "$OUT/$name.log" 2> "$OUT/$name.err"
+  echo "== $(date +%T) done $name rc=$?"
+}
+for t in $TASKS; do run gold-$t $BBM backtrack --task $t --locator gold $COMMON; done
+for t in $TASKS; do run gen-$t $BBM generate --task $t $COMMON; done
+for t in $TASKS; do run trained-verified-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" \
+  --selection verifier --accept verified $COMMON; done
+for t in $TASKS; do run random-$t $BBM backtrack --task $t --locator random $COMMON; done
+for t in $TASKS; do run trained-paper-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" $COMMON; done
