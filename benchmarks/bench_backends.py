@@ -8,8 +8,7 @@ What it measures (each model in its own subprocess, so peak RSS is the model's o
            cached first): llama.cpp's high-level API (Llama.create_completion with stop="\\n", which
            reuses the previous request's prefix) vs bbm's greedy generate_steps. Decode tokens/s.
   samples  8 samples of one step at T=1: bbm's raw_samples (one request, n=8), aggregate tokens/s.
-  traces   8 traces decoded together (decode_traces, batch 8), aggregate tokens/s: streamed (a trace
-           goes on as soon as its step ends) and in rounds (every step waits for the batch's longest).
+  traces   8 traces decoded together (decode_traces, batch 8), aggregate tokens/s.
   reuse    seconds for the first question of a task (whole few-shot prompt) vs a second question,
            and the first question again in a new context (a second run), without and with the
            few-shot prompt's KV state kept on disk (backtrack/lm/prefix_store.py).
@@ -82,7 +81,6 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
     from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
     from backtrack.lm.embedded import model_gguf
     from backtrack.lm.generator import StepRequest
-    from backtrack.lm.wrappers import Wrapper  # passes no step stream on: decode_traces goes in rounds
     from bigbench_mistake.tasks import get_task
 
     spec = get_task("multistep_arithmetic")
@@ -138,21 +136,15 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
         abs(sum(s.token_logprobs) - sum(gen.token_logprobs(ptoks, list(s.token_ids)))) for s in samples)
 
     reqs = [TraceRequest("multistep_arithmetic", q.input) for q in qs[2:10]]
-    gen.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[2:10]])  # prompts cached, as in a run
-    t0 = time.perf_counter()
-    together = decode_traces(gen, reqs, DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens, batch_size=8))
-    dt = time.perf_counter() - t0
-    out["bbm_8_traces_tok_s"] = round(sum(d.n_tokens for d in together) / dt, 2)
-    # the same 8 traces in rounds (each step of the batch waits for its longest), from a pool that
-    # holds the few-shot prompt and the questions only, as above
+    # a pool holding the few-shot prompt and the 8 questions only, as in a run (cells left by the
+    # measures above would make every token's attention dearer)
     for s in list(gen.seqs):
         gen._free_seq(s)
     gen.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[2:10]])
     t0 = time.perf_counter()
-    rounds = decode_traces(Wrapper(gen), reqs, DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens, batch_size=8))
+    together = decode_traces(gen, reqs, DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens, batch_size=8))
     dt = time.perf_counter() - t0
-    out["bbm_8_traces_in_rounds_tok_s"] = round(sum(d.n_tokens for d in rounds) / dt, 2)
-    out["streamed_equals_rounds"] = f"{sum(a.steps == b.steps for a, b in zip(together, rounds))}/{len(reqs)}"
+    out["bbm_8_traces_tok_s"] = round(sum(d.n_tokens for d in together) / dt, 2)
 
     alone = []
     for r in reqs[:3]:  # each needs a fresh context, so its whole prompt: ~70 s apiece for the 1.5B model
@@ -174,7 +166,6 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
     out["ratio_greedy"] = round(out["bbm_greedy_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
     out["ratio_8_samples"] = round(out["bbm_8_samples_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
     out["ratio_8_traces"] = round(out["bbm_8_traces_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
-    out["ratio_8_traces_in_rounds"] = round(out["bbm_8_traces_in_rounds_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
     return out
 
 

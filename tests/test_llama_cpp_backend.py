@@ -172,29 +172,3 @@ def test_a_shared_prefix_is_kept_on_disk_and_a_later_run_loads_it(gguf, tmp_path
     greedy(damaged, [new_question], 4)
     assert damaged.prompt_tokens_restored == 0 and damaged.prompt_tokens_evaluated > 1500
     damaged.close()
-
-
-def test_streamed_traces_equal_traces_decoded_in_rounds(gen):
-    """decode_traces on llama.cpp streams steps (a trace goes on as soon as its step ends, a finished
-    trace's slot takes the next question); through a wrapper that does not pass streams on, it decodes
-    in rounds. Both write the same traces, and the stream counts through CountingLM."""
-    from backtrack.lm.generator import step_stream
-    from backtrack.lm.wrappers import CachingLM, CountingLM
-    from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
-
-    reqs = [TraceRequest("multistep_arithmetic", q) for q in
-            ("((-1 + 2) * (3 - 4)) =", "((5 * 2) - (7 + 1)) =", "((3 + 3) * (2 - 9)) =")]
-    reqs.append(TraceRequest("multistep_arithmetic", reqs[1].input, ("This equation can be written as \"A - B\".",)))
-    cfg = DecodeConfig(max_steps=3, max_tokens=20, batch_size=2)  # 4 traces through 2 slots
-    counting, rounds = CountingLM(gen), CachingLM(gen)
-    assert step_stream(counting) is not None and step_stream(rounds) is None
-    streamed = decode_traces(counting, reqs, cfg)
-    in_rounds = decode_traces(rounds, reqs, cfg)
-    assert [t.steps for t in streamed] == [t.steps for t in in_rounds]
-    assert [t.stop_reason for t in streamed] == [t.stop_reason for t in in_rounds]
-    assert counting.tokens == sum(t.n_tokens for t in streamed) > 0
-    assert counting.calls == sum(len(t.new_steps) for t in streamed)
-    for a, b in zip(streamed, in_rounds):
-        assert abs(a.logprob - b.logprob) <= 0.02 * max(a.n_tokens, 1)
-    with pytest.raises(ValueError, match="greedy"):
-        next(gen.stream_steps([StepRequest(PROMPTS[0], n=2, temperature=1.0, max_tokens=4)]))

@@ -13,8 +13,8 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Sequence
 
-from backtrack.lm.generator import LoglikelihoodRequest, Step, StepRequest, StepStream
-from backtrack.lm.wrappers import Wrapper, relay
+from backtrack.lm.generator import LoglikelihoodRequest, Step, StepRequest
+from backtrack.lm.wrappers import Wrapper
 
 FIRST_STEP = "\nThought 1:"
 
@@ -56,9 +56,3 @@ class ChatFormatGenerator(Wrapper):
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
         return self.inner.loglikelihood([replace(r, prompt=self.wrap(r.prompt)) for r in requests])
-
-    def stream_steps(self, requests: Sequence[StepRequest]) -> StepStream:
-        def rewrite(r: StepRequest) -> StepRequest:
-            return replace(r, prompt=self.wrap(r.prompt))
-
-        return relay(self.inner.stream_steps([rewrite(r) for r in requests]), rewrite=rewrite)

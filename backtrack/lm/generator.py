@@ -30,7 +30,7 @@ import hashlib
 import math
 from dataclasses import KW_ONLY, dataclass
 from functools import lru_cache
-from typing import Any, Callable, Generator, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 STOP_NEWLINE, STOP_EOS, STOP_MAX_TOKENS = "newline", "eos", "max_tokens"
 
@@ -163,20 +163,3 @@ class LM(Protocol):
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
         """log P(continuation | prompt) for each request (sum over its tokens, temperature 1)."""
         ...
-
-
-#: An optional LM method, `stream_steps(requests)`: greedy steps decoded continuously, a generator
-#: that yields (slot, Step) as the step of a slot ends (slots: positions in `requests`) and takes that
-#: slot's next StepRequest by send() (None: the slot is done). Step-wise trace decoding uses it where
-#: it exists, so that no trace waits for the longest step of its batch (LlamaCppGenerator has it).
-StepStream = Generator[tuple[int, Step], "StepRequest | None", None]
-
-
-def step_stream(lm: Any) -> Callable[[Sequence[StepRequest]], StepStream] | None:
-    """The LM's `stream_steps`, or None where it has none or a wrapper on the way (anything holding
-    the next LM as `inner`) does not pass it on."""
-    fn = getattr(lm, "stream_steps", None)
-    inner = vars(lm).get("inner") if hasattr(lm, "__dict__") else None
-    if fn is None or (inner is not None and step_stream(inner) is None):
-        return None
-    return fn

@@ -434,133 +434,45 @@ class LlamaCppGenerator:
         return [(seq_of[i], last[i]) for i in range(len(prompts))]
 
     # ------------------------------------------------------------------ decoding
-    def _advance(self, s: _Stream) -> tuple[int, int, int, bool] | None:
-        """Pick a stream's next token; the llama_decode entry that feeds it back, or None when the
-        step ends with it (newline, end of generation, token cap)."""
-        tok, logprob = _pick(s)
-        s.tokens.append(tok)
-        self.generated_tokens += 1
-        s.logprobs.append(logprob)
-        s.pieces.append(self._pieces[tok])
-        if self._eog[tok]:
-            s.stop = STOP_EOS
-        elif self._newline[tok]:
-            s.stop = STOP_NEWLINE
-        elif len(s.tokens) >= s.max_tokens:
-            s.stop = STOP_MAX_TOKENS
-        else:
-            if s.pos + 1 >= self.n_ctx:
-                raise ValueError(f"a step outgrew the context of {self.n_ctx} tokens")
-            return tok, s.pos, s.seq, True
-        return None
-
-    @staticmethod
-    def _raw(s: _Stream) -> RawStep:
-        text = b"".join(s.pieces).decode("utf-8", errors="replace")
-        if s.stop == STOP_NEWLINE:
-            text = text.split("\n", 1)[0]
-        elif s.stop == STOP_EOS:
-            text = b"".join(s.pieces[:-1]).decode("utf-8", errors="replace")
-        return RawStep(tuple(s.tokens), tuple(s.logprobs), text.strip(), s.stop)
-
-    def _fed(self, stepping: list[_Stream]) -> None:
-        """After a llama_decode of one token per stream (batch index = position in `stepping`)."""
-        for i, s in enumerate(stepping):
-            s.logits = self._logits(i)
-            self.seqs[s.seq].append(s.tokens[-1])
-            s.pos += 1
-
     def _run(self, streams: list[_Stream], pinned: set[int]) -> list[RawStep]:
         for s in streams:
             s.tokens, s.logprobs, s.pieces = [], [], []
         live = list(streams)
         while live:
-            entries = [e for e in map(self._advance, live) if e is not None]
-            live = [s for s in live if s.stop is None]
-            if live:
+            entries = []
+            for s in live:
+                tok, logprob = _pick(s)
+                s.tokens.append(tok)
+                self.generated_tokens += 1
+                s.logprobs.append(logprob)
+                s.pieces.append(self._pieces[tok])
+                if self._eog[tok]:
+                    s.stop = STOP_EOS
+                elif self._newline[tok]:
+                    s.stop = STOP_NEWLINE
+                elif len(s.tokens) >= s.max_tokens:
+                    s.stop = STOP_MAX_TOKENS
+                else:
+                    entries.append((tok, s.pos, s.seq, True))
+                if s.stop is None and s.pos + 1 >= self.n_ctx:
+                    raise ValueError(f"a step outgrew the context of {self.n_ctx} tokens")
+            stepping = [s for s in live if s.stop is None]
+            if stepping:
                 self._decode(entries, pinned)
-                self._fed(live)
-        return [self._raw(s) for s in streams]
-
-    def stream_steps(self, requests: Sequence[StepRequest]):
-        """Greedy steps decoded continuously, for step-wise traces: a generator that yields
-        (slot, Step) as the step of a slot ends (slots: positions in `requests`) and takes that
-        slot's next request by send() (None: the slot is done).
-
-        Why: in a call of generate_steps every stream waits for the longest step of the batch, so
-        with steps of 20 to 80 tokens a third of the batch idles. Here a slot's next prompt (its
-        trace's prompt + the step + "Thought N+1:", or another question's) is matched against the
-        slot's own cells (and any live sequence's), and only the rest is evaluated, in the same
-        llama_decode as the other streams' next tokens."""
-        def greedy(r: StepRequest) -> StepRequest:
-            if not r.greedy:
-                raise ValueError("stream_steps decodes greedy steps only (temperature 0)")
-            return r
-
-        requests = [greedy(r) for r in requests]
-        toks = [self.tokenize(r.prompt) for r in requests]
-        for t, r in zip(toks, requests):
-            self._check_length(len(t), r.max_tokens)
-        pinned: set[int] = set()
-        streams: dict[int, _Stream] = {}
-        for slot, (r, (seq, logits), t) in enumerate(zip(requests, self._load_prompts(toks, pinned), toks)):
-            streams[slot] = _Stream(seq, len(t), logits, True, r.max_tokens, tokens=[], logprobs=[], pieces=[])
-        try:
-            while streams:
-                entries: list[tuple[int, int, int, bool]] = []
-                wants: list[int | None] = []  # per entry: the slot whose next logits it gives
-                stepping, reloaded = [], []
-                for slot, s in list(streams.items()):
-                    entry = self._advance(s)
-                    if entry is not None:
-                        entries.append(entry)
-                        wants.append(slot)
-                        stepping.append(s)
-                        continue
-                    reply = yield slot, self._raw(s).to_step()
-                    if reply is None:
-                        del streams[slot]
-                        pinned.discard(s.seq)
-                        continue
-                    t = self.tokenize(greedy(reply).prompt)
-                    self._check_length(len(t), reply.max_tokens)
-                    n = self._reload(s.seq, t)
-                    entries += [(t[p], p, s.seq, p == len(t) - 1) for p in range(n, len(t))]
-                    wants += [None] * (len(t) - n - 1) + [slot]
-                    streams[slot] = _Stream(s.seq, len(t), None, True, reply.max_tokens, tokens=[], logprobs=[],
-                                            pieces=[])
-                    reloaded.append((s.seq, t))  # its cells of t[n:] are filled by the decode below
-                for start in range(0, len(entries), self.config.n_batch):
-                    chunk = entries[start:start + self.config.n_batch]
-                    self._decode(chunk, pinned)
-                    for b, slot in enumerate(wants[start:start + len(chunk)]):
-                        if slot is not None:
-                            streams[slot].logits = self._logits(b)
-                for s in stepping:
+                for i, s in enumerate(stepping):
+                    s.logits = self._logits(i)
                     self.seqs[s.seq].append(s.tokens[-1])
                     s.pos += 1
-                for seq, t in reloaded:
-                    self.seqs[seq] = t
-        finally:
-            self._trim(pinned)
-
-    def _reload(self, seq: int, toks: list[int]) -> int:
-        """Point `seq` at `toks`: keep its cells of their common prefix (or copy a longer one from
-        another live sequence) and drop the rest; returns how many tokens are already in place
-        (never the last: its logits are needed)."""
-        n = _common_prefix(self.seqs[seq], toks)
-        donor, dn = self._best_donor(toks)
-        if donor is not None and donor != seq and dn > n + 32:
-            self.ll.llama_memory_seq_rm(self.mem, seq, -1, -1)
-            self.ll.llama_memory_seq_cp(self.mem, donor, seq, 0, dn)
-            n = dn
-        n = min(n, len(toks) - 1)
-        self.ll.llama_memory_seq_rm(self.mem, seq, n, -1)
-        self.seqs[seq] = toks[:n]
-        self._touch(seq)
-        self.prompt_tokens_reused += n
-        self.prompt_tokens_evaluated += len(toks) - n
-        return n
+            live = stepping
+        out = []
+        for s in streams:
+            text = b"".join(s.pieces).decode("utf-8", errors="replace")
+            if s.stop == STOP_NEWLINE:
+                text = text.split("\n", 1)[0]
+            elif s.stop == STOP_EOS:
+                text = b"".join(s.pieces[:-1]).decode("utf-8", errors="replace")
+            out.append(RawStep(tuple(s.tokens), tuple(s.logprobs), text.strip(), s.stop))
+        return out
 
     def raw_steps(self, requests: Sequence[StepRequest], first_index: Sequence[int] | None = None
                   ) -> list[list[RawStep]]:

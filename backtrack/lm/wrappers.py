@@ -3,9 +3,9 @@ before from memory. Each is an LM itself, named as the LM it wraps (cache keys s
 the wrapper), and passes any other attribute through (a backend's chat_prefix, tokenizer, ...)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from backtrack.lm.generator import LM, LoglikelihoodRequest, Step, StepRequest, StepStream
+from backtrack.lm.generator import LM, LoglikelihoodRequest, Step, StepRequest
 
 
 def scored_prompts(requests: Sequence[LoglikelihoodRequest]) -> int:
@@ -14,28 +14,8 @@ def scored_prompts(requests: Sequence[LoglikelihoodRequest]) -> int:
     return len({r.prompt for r in requests})
 
 
-def relay(stream: StepStream, on_step: Callable[[Step], None] | None = None,
-          rewrite: Callable[[StepRequest], StepRequest] | None = None) -> StepStream:
-    """A step stream (generator.step_stream) passed through a wrapper: each step out after
-    `on_step`, each reply in after `rewrite`."""
-    try:
-        item = next(stream)
-        while True:
-            if on_step is not None:
-                on_step(item[1])
-            reply = yield item
-            item = stream.send(rewrite(reply) if rewrite is not None and reply is not None else reply)
-    except StopIteration:
-        return
-    finally:
-        stream.close()
-
-
 class Wrapper:
-    """Forwards the LM calls and every other attribute to `inner`; a wrapper passes a step stream on
-    only where it defines `stream_steps` (else its calls would bypass it)."""
-
-    stream_steps = None
+    """Forwards the LM calls and every other attribute to `inner`."""
 
     def __init__(self, inner: LM):
         self.inner = inner
@@ -74,9 +54,6 @@ class CountingLM(Wrapper):
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[float]:
         self.calls += scored_prompts(requests)
         return self.inner.loglikelihood(requests)
-
-    def stream_steps(self, requests: Sequence[StepRequest]) -> StepStream:
-        return relay(self.inner.stream_steps(requests), lambda step: self._count([step]))
 
     def snapshot(self) -> tuple[int, int]:
         return self.tokens, self.calls

@@ -5,11 +5,9 @@ BIG-Bench Mistake traces were made (the task's few-shot prompt, temperature 0, n
     iter_decode_traces(generator, requests, config) -> (index, DecodedTrace) as each trace finishes
 
 A TraceRequest is (task, input, steps so far). With no steps it writes a fresh trace; with the steps
-a backtracking strategy accepted it "finishes the trace greedily" from there. Up to `batch_size`
-unfinished traces are decoded together (a finished trace's slot goes to the next request, so the
-batch stays full): where the generator streams steps (generator.step_stream: llama.cpp) each trace
-goes on to its next step as soon as its step ends; elsewhere each round asks for the next step of
-every trace at once and waits for the longest. The prompt of a step is
+a backtracking strategy accepted it "finishes the trace greedily" from there. Each round asks the
+generator for the greedy next step of up to `batch_size` unfinished traces at once (a finished
+trace's slot goes to the next request, so the batch stays full). The prompt of a step is
 `TaskSpec.prompt(input, steps)`: few-shot prompt + question + accepted steps + "Thought N:".
 
 A trace ends, and its stop reason says why:
@@ -37,7 +35,7 @@ from typing import Iterator, Sequence
 from bigbench_mistake.options import require_positive
 from bigbench_mistake.tasks import get_task
 
-from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest, step_stream
+from backtrack.lm.generator import LM, STOP_EOS, STOP_MAX_TOKENS, Step, StepRequest
 
 STOP_ANSWER, STOP_STEP_CAP, STOP_TOKEN_CAP, STOP_TRACE_EOS, STOP_LOOP = "answer", "step_cap", "token_cap", "eos", "loop"
 
@@ -178,12 +176,7 @@ def iter_decode_traces(generator: LM, requests: Sequence[TraceRequest],
     pending = iter(range(len(requests)))
     live: dict[int, tuple[list[str], list[Step], float]] = {}  # index -> (steps, new steps, start time)
 
-    def ask(i: int) -> StepRequest:
-        req = requests[i]
-        return StepRequest(get_task(req.task).prompt(req.input, live[i][0], config.few_shot), max_tokens=config.max_tokens)
-
     def admit() -> Iterator[tuple[int, DecodedTrace]]:
-        """Start the next requests while the batch has room (yielding those already finished)."""
         while len(live) < config.batch_size:
             i = next(pending, None)
             if i is None:
@@ -195,45 +188,19 @@ def iter_decode_traces(generator: LM, requests: Sequence[TraceRequest],
             else:
                 live[i] = (list(req.steps), [], time.perf_counter())
 
-    def took(i: int, step: Step) -> DecodedTrace | None:
-        """Add a trace's new step; the trace once it is finished (it leaves the batch)."""
-        steps, new, start = live[i]
-        steps.append(step.text)
-        new.append(step)
-        reason = _finished(requests[i], steps, step, config)
-        if reason is None:
-            return None
-        del live[i]
-        return DecodedTrace(requests[i], tuple(steps), tuple(new), reason, time.perf_counter() - start)
-
     yield from admit()
-    stream = step_stream(generator)
-    if stream is not None and live:
-        # continuous: a slot takes its trace's next step, or the next request, as soon as its step ends
-        slot_of = list(live)
-        it = stream([ask(i) for i in slot_of])
-        try:
-            slot, step = next(it)
-            while True:
-                done = took(slot_of[slot], step)
-                reply = None if done else ask(slot_of[slot])
-                if done:
-                    yield slot_of[slot], done
-                    before = set(live)
-                    yield from admit()  # a free place in the batch: this slot takes the next request
-                    for j in live.keys() - before:
-                        slot_of[slot], reply = j, ask(j)
-                slot, step = it.send(reply)
-        except StopIteration:
-            return
-        finally:
-            it.close()
     while live:
         order = list(live)
-        for i, [step] in zip(order, generator.generate_steps([ask(i) for i in order])):
-            done = took(i, step)
-            if done is not None:
-                yield i, done
+        asks = [StepRequest(get_task(requests[i].task).prompt(requests[i].input, live[i][0], config.few_shot),
+                            max_tokens=config.max_tokens) for i in order]
+        for i, [step] in zip(order, generator.generate_steps(asks)):
+            steps, new, start = live[i]
+            steps.append(step.text)
+            new.append(step)
+            reason = _finished(requests[i], steps, step, config)
+            if reason is not None:
+                del live[i]
+                yield i, DecodedTrace(requests[i], tuple(steps), tuple(new), reason, time.perf_counter() - start)
         yield from admit()
 
 
