@@ -19,5 +19,6 @@ for t in $TASKS; do run gold-$t $BBM backtrack --task $t --locator gold $COMMON;
 for t in $TASKS; do run gen-$t $BBM generate --task $t $COMMON; done
 for t in $TASKS; do run trained-verified-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" \
   --selection verifier --accept verified $COMMON; done
+run simulate $BBM simulate --accuracies 0.5,0.6,0.7,0.8,0.9,1.0 $COMMON  # Figure 2; reuses the gold outcomes
 for t in $TASKS; do run random-$t $BBM backtrack --task $t --locator random $COMMON; done
 for t in $TASKS; do run trained-paper-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" $COMMON; done
