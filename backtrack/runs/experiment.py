@@ -15,12 +15,13 @@ from bigbench_mistake.tasks import get_task
 from reward_model.locator import Locator, locate
 
 from backtrack.methods.backtracking import BacktrackConfig, Outcome, Verifier, backtrack_batch
-from backtrack.methods.decoding import stop_fields
+from backtrack.methods.decoding import STOP_TOKEN_CAP, stop_fields
 from backtrack.runs.cache import OutcomeCache, outcome_key
 from backtrack.lm.generator import LM, generator_identity
 
 LABEL_READING_LOCATORS = ("gold", "simulated")  # they read the dataset's label, valid for the original trace only
 TEXT_READING_LOCATORS = ("trained", "checks", "prompt")  # they judge any text, so they can also verify replacements
+LOCATED_AT_TOKEN_CAP = "token_cap"  # a round's `located_by` when bbm's capped-step rule named the step (`located`)
 
 
 def reads_labels(locator: str) -> bool:
@@ -28,9 +29,14 @@ def reads_labels(locator: str) -> bool:
     return locator.partition(":")[0] in LABEL_READING_LOCATORS
 
 
+def reads_text(locator: str) -> bool:
+    """Whether a locator spec judges any text (so it can also verify replacements)."""
+    return locator.partition(":")[0] in TEXT_READING_LOCATORS
+
+
 def default_verifier(locator: str) -> str:
     """The verifier of a guarded run: the run's own locator when it reads text, else the trained one."""
-    return locator if locator.split(":")[0] in TEXT_READING_LOCATORS else "trained"
+    return locator if reads_text(locator) else "trained"
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class CorrectionRunConfig:
     def __post_init__(self) -> None:
         if self.backtrack.needs_verifier and self.verifier is None:
             object.__setattr__(self, "verifier", default_verifier(self.locator))
-        if self.verifier is not None and self.verifier.split(":")[0] not in TEXT_READING_LOCATORS:
+        if self.verifier is not None and not reads_text(self.verifier):
             raise ValueError(f"verifier {self.verifier!r} cannot judge new text; use trained[:DIR], "
                              "checks[:generic] or prompt:METHOD")
         if self.batch_size < 1:
@@ -127,7 +133,7 @@ def broken_off(trace: Trace) -> bool:
     """A generated trace whose last step ran to the token cap (no newline, no answer): `generation`
     metadata as `bbm generate` and the pipeline write it."""
     generation = trace.extra.get("generation")
-    return isinstance(generation, dict) and generation.get("stop_reason") == "token_cap"
+    return isinstance(generation, dict) and generation.get("stop_reason") == STOP_TOKEN_CAP
 
 
 def located(locator: Locator, traces: Sequence[Trace], cfg: BacktrackRunConfig) -> tuple[list[int | None], list[bool]]:
@@ -157,7 +163,7 @@ def backtrack_traces(traces: Sequence[Trace], locator: Locator, generator: LM, c
         still = []
         for i, o, c in zip(active, outcomes, capped):
             if c:
-                o = {**o, "located_by": "token_cap"}
+                o = {**o, "located_by": LOCATED_AT_TOKEN_CAP}
             rounds[i].append(o)
             if o["location"] is not None and o["stop_reason"] not in ("uncorrectable", "rejected"):
                 # The new trace has no label: later rounds must locate from its text.
@@ -237,7 +243,7 @@ def summarise_backtrack(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "fixed": wrong_after, "broken": len(right) - right_after,
             "backtracked_ended": dict(sorted(ended.items())),
             "backtracked": sum(r["rounds"][0]["location"] is not None for r in rs),
-            "located_at_token_cap": sum(r["rounds"][0].get("located_by") == "token_cap" for r in rs),
+            "located_at_token_cap": sum(r["rounds"][0].get("located_by") == LOCATED_AT_TOKEN_CAP for r in rs),
             "uncorrectable": sum(any(o["stop_reason"] == "uncorrectable" for o in r["rounds"]) for r in rs),
             "rejected": sum(any(o["stop_reason"] == "rejected" for o in r["rounds"]) for r in rs),
             "changed_answer": sum(r["answer"] != r["original_answer"] for r in rs),

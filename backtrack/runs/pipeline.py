@@ -17,7 +17,8 @@ from reward_model.locator import Locator
 from backtrack.methods.backtracking import Verifier
 from backtrack.runs.cache import OutcomeCache
 from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
-from backtrack.runs.experiment import BacktrackRunConfig, CorrectionRunConfig, backtrack_traces, config_json, summarise_backtrack
+from backtrack.runs.experiment import (LOCATED_AT_TOKEN_CAP, BacktrackRunConfig, CorrectionRunConfig, backtrack_traces,
+                                      config_json, summarise_backtrack)
 from backtrack.lm.generator import LM
 from backtrack.methods.strategies import Item
 
@@ -30,21 +31,18 @@ class PipelineConfig(CorrectionRunConfig):
         return {"kind": "pipeline", **config_json(self)}
 
 
-def generated_traces(items: Sequence[Item], generator: LM, cfg: PipelineConfig) -> list[tuple[Trace, dict]]:
-    """Greedy step-wise traces for the items, as unlabelled Traces, with generation metadata."""
+def generated_traces(items: Sequence[Item], generator: LM, cfg: PipelineConfig) -> list[Trace]:
+    """Greedy step-wise traces for the items, as unlabelled Traces, with generation metadata in
+    `extra["generation"]` as bbm generate writes it (a trace cut at the token cap is located there)."""
     start = time.perf_counter()
     decoded = decode_traces(generator, [TraceRequest(i.task, i.input) for i in items],
                             DecodeConfig(cfg.backtrack.max_steps, cfg.backtrack.max_step_tokens, cfg.batch_size,
                                          stop_repeats=cfg.backtrack.stop_repeats,
                                          step_cap_factor=cfg.backtrack.step_cap_factor))
     share = (time.perf_counter() - start) / max(len(items), 1)
-    out = []
-    for item, d in zip(items, decoded):
-        gen = {"stop_reason": d.stop_reason, "tokens": d.n_tokens, "seconds": round(share, 3)}
-        # unlabelled; `generation` as bbm generate writes it (a trace cut at the token cap is located there)
-        out.append((Trace(item.task, item.id, item.input, d.steps, None, item.target, None, extra={"generation": gen}),
-                    gen))
-    return out
+    return [Trace(item.task, item.id, item.input, d.steps, None, item.target, None,
+                  extra={"generation": {"stop_reason": d.stop_reason, "tokens": d.n_tokens, "seconds": round(share, 3)}})
+            for item, d in zip(items, decoded)]
 
 
 def run_pipeline(items: Sequence[Item], generator: LM, locator: Locator, cfg: PipelineConfig,
@@ -55,9 +53,9 @@ def run_pipeline(items: Sequence[Item], generator: LM, locator: Locator, cfg: Pi
                                 threshold=cfg.threshold, batch_size=cfg.batch_size, verifier=cfg.verifier)
     for start in range(0, len(todo), cfg.batch_size):
         batch = generated_traces(todo[start:start + cfg.batch_size], generator, cfg)
-        records = backtrack_traces([t for t, _ in batch], locator, generator, bt_cfg, cache, verifier)
-        for rec, (_, gen) in zip(records, batch):
-            rec["generation"] = gen
+        records = backtrack_traces(batch, locator, generator, bt_cfg, cache, verifier)
+        for rec, trace in zip(records, batch):
+            gen = rec["generation"] = trace.extra["generation"]
             rec["tokens"] += gen["tokens"]
             rec["seconds"] = round(rec["seconds"] + gen["seconds"], 3)
             write(rec)
@@ -88,7 +86,7 @@ def before_after(record: dict[str, Any]) -> str | None:
     if r0["location"] is None:
         return None
     loc = r0["location"]
-    how = " (the step ran to the token cap)" if r0.get("located_by") == "token_cap" else ""
+    how = " (the step ran to the token cap)" if r0.get("located_by") == LOCATED_AT_TOKEN_CAP else ""
     lines = [f"[{record['task']}] {record['id']}  target: {record['target']}",
              f"  mistake located at Thought {loc + 1}{how}: {record['original_steps'][loc]}"]
     if r0["stop_reason"] == "uncorrectable":
