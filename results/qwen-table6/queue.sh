@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Table 6 on Qwen2.5-Coder-1.5B-Instruct (llama.cpp, 2 threads), 20 traces per task, one run directory
-# per locator and task, in the order they are worth having. Every bbm run resumes where it stopped,
+# per locator and task, in the order they are worth having (the Figure 2 sweep, the costliest, last). Every bbm run resumes where it stopped,
 # so rerunning this script finishes what an earlier session left. Usage, from the repository root:
 #   OUT=results/qwen-table6 bash results/qwen-table6/queue.sh
 set -u
@@ -19,6 +19,6 @@ for t in $TASKS; do run gold-$t $BBM backtrack --task $t --locator gold $COMMON;
 for t in $TASKS; do run gen-$t $BBM generate --task $t $COMMON; done
 for t in $TASKS; do run trained-verified-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" \
   --selection verifier --accept verified $COMMON; done
-run simulate $BBM simulate --accuracies 0.5,0.6,0.7,0.8,0.9,1.0 $COMMON  # Figure 2; reuses the gold outcomes
 for t in $TASKS; do run random-$t $BBM backtrack --task $t --locator random $COMMON; done
 for t in $TASKS; do run trained-paper-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" $COMMON; done
+run simulate $BBM simulate --accuracies 0.5,0.6,0.7,0.8,0.9,1.0 $COMMON  # Figure 2; reuses the gold outcomes
