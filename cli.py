@@ -182,6 +182,19 @@ def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the d
          as_json, render_rm_locate)
 
 
+@rm_app.command("label")
+def rm_label_cli(traces: Path = typer.Argument(..., help="JSONL traces nobody annotated (e.g. bbm generate's samples.jsonl)."),
+                 out: Path = typer.Option(..., "--out", help="Output JSONL: the traces that could be labelled."),
+                 min_agreement: float = typer.Option(0.9, "--min-agreement", help="Label a task only where the checks "
+                                                     "name the dataset's human label exactly in this share of its traces."),
+                 data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
+    """First-mistake labels from the checks, where they are near exact: training data (--extra-traces)."""
+    from reward_model.commands import label_file
+    from reward_model.render import render_rm_label
+
+    emit(guarded(lambda: label_file(traces, out, min_agreement, data_dir)), as_json, render_rm_label)
+
+
 # ---------------------------------------------------------------- run commands (one run directory each)
 def run_command(name: str, *groups: type, **extra: Any) -> Callable:
     """Declare the run command of kind `name`: its options are the fields of `groups` plus `extra`; the body

@@ -140,3 +140,28 @@ def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: 
             "checks_applied": checks,
             "n_traces": len(traces), "n_predicted_mistake": sum(p is not None for p in preds.values()),
             "seconds": seconds, **model_info, "scores_against_file_labels": mistake_finding_scores(traces, preds)}
+
+
+def label_file(traces_path: str | Path, out: str | Path, min_agreement: float = 0.9,
+               data_dir: str | Path | None = None) -> dict[str, Any]:
+    """bbm rm label: first-mistake labels from the checks for the traces of a file (e.g. a model's own,
+    from bbm generate), on the tasks where the checks agree with the dataset's human labels
+    (reward_model/labelling.py); the labelled traces go to `out`, ready for --extra-traces."""
+    import os
+
+    from bigbench_mistake.commands import output_file
+    from bigbench_mistake.dataset import load_all, load_file
+    from bigbench_mistake.tasks import TASKS
+
+    from .labelling import label_with_checks
+
+    output_file(Path(out))
+    traces = load_file(traces_path)
+    tasks = sorted({t.task for t in traces} & set(TASKS))
+    labelled, report = label_with_checks(traces, load_all(data_dir, tasks) if tasks else [], min_agreement)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{out}.tmp")
+    tmp.write_text("".join(json.dumps(t.to_record(), ensure_ascii=False) + "\n" for t in labelled), encoding="utf-8")
+    os.replace(tmp, out)  # never a half-written file
+    return {"traces_file": str(traces_path), "out": str(out), **report}
+

@@ -44,3 +44,13 @@ def render_rm_locate(r: dict) -> str:
             f"against the file's labels: overall {_pct(s['accuracy_overall'])}, mistake {_pct(s['accuracy_mistake'])}, "
             f"no mistake {_pct(s['accuracy_no_mistake'])}, F1 {s.get('f1')}\nchecks applied: "
             + ", ".join(f"{task}: {how}" for task, how in r.get("checks_applied", {}).items()))
+
+
+def render_rm_label(r: dict) -> str:
+    lines = [f"{r['n_labelled']} of {r['n_traces']} traces from {r['traces_file']} labelled by the checks -> {r['out']}",
+             f"checks agree exactly with the human labels of the dataset (labelled from {r['min_agreement']:.0%}):"]
+    lines += [f"  {task}: {a['share']:.1%} of {a['traces']} traces" for task, a in r["checks_agreement"].items()]
+    for task, counts in r["per_task"].items():
+        lines.append(f"{task}: " + "; ".join(f"{n} {what}" for what, n in sorted(counts.items())))
+    return "\n".join(lines)
+
