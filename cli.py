@@ -166,19 +166,23 @@ def rm_eval_cli(protocol: str = typer.Option("cv", "--protocol", help="cv (puzzl
 def rm_locate_cli(traces: Path = typer.Argument(..., help="JSONL traces in the dataset's shape (e.g. from bbm generate)."),
                   out: Path = typer.Option(..., "--out", help="Output JSONL: each trace + predicted_mistake_index, step_scores."),
                   model: Optional[Path] = typer.Option(None, "--model", help="A trained model folder (same as --locator trained:DIR)."),
-                  locator: Optional[str] = typer.Option(None, "--locator", help="gold | random | random:dist | simulated:X | trained:DIR | checks[:generic]"),
+                  locator: Optional[str] = typer.Option(None, "--locator", help="gold | random | random:dist | simulated:X | trained "
+                                                        "(the default classifier, trained once and cached) | trained:DIR | checks[:generic]"),
                   threshold: Optional[float] = ThresholdOpt,
                   flag_rate: Optional[float] = typer.Option(None, "--flag-rate", help="Flag this share of the traces "
                                                             "(the mistake rate of their source, if known)."),
                   calibrate: Optional[Path] = typer.Option(None, "--calibrate", help="Labelled traces of the same "
                                                            "source: the threshold with the best F1 on them."),
                   seed: int = typer.Option(0, help="Seed of random/simulated locators."),
+                  cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", envvar="BBM_CACHE_DIR",
+                                                           help="Where --locator trained is cached (default ~/.cache/bbm)."),
                   data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Find the first mistake of every trace in a file (of any task)."""
     from reward_model.commands import locate_command
     from reward_model.render import render_rm_locate
 
-    emit(guarded(lambda: locate_command(traces, out, model, locator, threshold, seed, data_dir, flag_rate, calibrate)),
+    emit(guarded(lambda: locate_command(traces, out, model, locator, threshold, seed, data_dir, flag_rate, calibrate,
+                                        cache_dir)),
          as_json, render_rm_locate)
 
 

@@ -77,17 +77,18 @@ def eval_report(protocol: str, config: TrainConfig, folds: int = 5, data_dir: st
 
 
 def locate_command(traces: Path, out: Path, model: Path | None, locator: str | None, threshold: float | None,
-                   seed: int, data_dir: Path | None, flag_rate: float | None, calibrate: Path | None) -> dict[str, Any]:
+                   seed: int, data_dir: Path | None, flag_rate: float | None, calibrate: Path | None,
+                   cache_dir: Path | None = None) -> dict[str, Any]:
     """bbm rm locate: exactly one of a trained model folder or a locator spec."""
     if (model is None) == (locator is None):
         raise ValueError("give exactly one of --model DIR or --locator SPEC")
     spec = f"trained:{model}" if model is not None else locator
-    return locate_file(traces, out, spec, threshold, seed, data_dir, flag_rate, calibrate)
+    return locate_file(traces, out, spec, threshold, seed, data_dir, flag_rate, calibrate, cache_dir)
 
 
 def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: float | None = None,
                 seed: int = 0, data_dir: str | Path | None = None, flag_rate: float | None = None,
-                calibrate: str | Path | None = None) -> dict[str, Any]:
+                calibrate: str | Path | None = None, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Score every trace of a file in the dataset's shape and write it back with
     `predicted_mistake_index` and `step_scores`; score against the file's own labels when it has any.
     The decision for a new source: --threshold, or --flag-rate (the share to flag), or --calibrate FILE
@@ -108,7 +109,7 @@ def locate_file(traces_path: str | Path, out: str | Path, spec: str, threshold: 
     traces = load_file(traces_path)
     if not traces:
         raise ValueError(f"{traces_path}: no traces to locate (the file is empty)")
-    locator = make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir))
+    locator = make_locator(spec, LocatorOptions(seed=seed, data_dir=data_dir, cache_dir=cache_dir))
     if sum(x is not None for x in (threshold, flag_rate, calibrate)) > 1:
         raise ValueError("give at most one of --threshold, --flag-rate and --calibrate")
     sample = load_file(calibrate) if calibrate else []

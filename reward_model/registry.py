@@ -20,6 +20,8 @@ class LocatorOptions:
     data_dir: str | Path | None = None
     # The model the prompt-based finders ask (prompt:METHOD[:MODE]); a backtrack.lm.generator.LM.
     generator: Any = None
+    # Where bare "trained" (the default classifier, trained on first use) is cached; None: ~/.cache/bbm.
+    cache_dir: str | Path | None = None
 
 
 def _distribution(options: LocatorOptions):
@@ -56,11 +58,14 @@ def _simulated(arg: str | None, options: LocatorOptions) -> Locator:
 
 
 def _trained(arg: str | None, options: LocatorOptions) -> Locator:
-    from .trained import load_locator
+    from .trained import default_trained_model, load_locator
 
-    if not arg:
-        raise ValueError("'trained' needs a model folder: trained:DIR")
-    return load_locator(arg)
+    if arg:
+        return load_locator(arg)
+    from backtrack.lm.backends import default_cache_dir
+
+    return default_trained_model(Path(options.cache_dir or default_cache_dir()) / "reward_model",
+                                 data_dir=options.data_dir)
 
 
 def _checks(arg: str | None, options: LocatorOptions) -> Locator:
@@ -88,9 +93,11 @@ LOCATORS: dict[str, Callable[[str | None, LocatorOptions], Locator]] = {
 def check_locator_spec(spec: str) -> None:
     """Raise ValueError for a spec make_locator would refuse, without loading anything: run before a model
     loads or a run directory is written. Bare "trained" is the default classifier, trained on first use."""
-    name, _, arg = spec.partition(":")
+    name, colon, arg = spec.partition(":")
     if name not in LOCATORS:
         raise ValueError(f"unknown locator {spec!r}; known: {', '.join(sorted(LOCATORS))}")
+    if colon and not arg:
+        raise ValueError(f"locator {spec!r}: nothing after ':' (e.g. trained:DIR, checks:generic)")
     if name == "gold":
         _gold(arg or None, LocatorOptions())
     elif name == "random" and arg not in ("", "dist"):
@@ -113,7 +120,9 @@ def check_locator_spec(spec: str) -> None:
 
 
 def make_locator(spec: str, options: LocatorOptions = LocatorOptions()) -> Locator:
-    name, _, arg = spec.partition(":")
+    name, colon, arg = spec.partition(":")
     if name not in LOCATORS:
         raise ValueError(f"unknown locator {spec!r}; known: {', '.join(sorted(LOCATORS))}")
+    if colon and not arg:
+        raise ValueError(f"locator {spec!r}: nothing after ':' (e.g. trained:DIR, checks:generic)")
     return LOCATORS[name](arg or None, options)

@@ -43,6 +43,30 @@ def test_rm_locate_on_any_task_with_and_without_target(tmp_path):
     assert [row["predicted_mistake_index"] for row in rows[:2]] == [1, None] and rows[1]["target"] is None
 
 
+def test_rm_locate_with_the_default_trained_locator(tmp_path):
+    """Bare --locator trained is the default classifier, trained on first use and cached, as in every
+    other command (here on a small copy of the data, so it trains in seconds)."""
+    from test_cache_race import tiny_data_dir
+
+    data = tiny_data_dir(tmp_path / "data")
+    f = write(tmp_path / "math.jsonl", MATH)
+    args = ["rm", "locate", str(f), "--locator", "trained", "--cache-dir", str(tmp_path / "cache"),
+            "--data-dir", str(data), "--json"]
+    r = CliRunner().invoke(app, args + ["--out", str(tmp_path / "a.jsonl")])
+    assert r.exit_code == 0, r.output
+    first = json.loads(r.stdout)
+    assert first["n_traces"] == 2 and first["locator"].startswith("trained:")
+    def models():
+        return [p for p in (tmp_path / "cache" / "reward_model").iterdir() if not p.name.startswith(".")]
+
+    (folder,) = models()  # beside it only its lock file
+    assert (folder / "config.json").is_file()
+    r = CliRunner().invoke(app, args + ["--out", str(tmp_path / "b.jsonl")])  # reuses the cached model
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["locator"] == first["locator"] == f"trained:{folder}"
+    assert models() == [folder]
+
+
 def test_the_datasets_own_files_still_refuse_another_task(tmp_path):
     import pytest
 

@@ -68,6 +68,10 @@ def test_random_and_gold_specs(traces):
 
 @pytest.mark.parametrize("spec", ["nope", "simulated:abc", "simulated:1.5", "gold:x", "random:zzz", "trained:"])
 def test_bad_specs_are_errors(spec, traces):
+    from reward_model.registry import check_locator_spec
+
+    with pytest.raises(ValueError):
+        check_locator_spec(spec)  # what commands run before loading anything
     with pytest.raises(ValueError):
         make_locator(spec, LocatorOptions(distribution_traces=traces))
 

@@ -20,11 +20,7 @@ def make_locator(spec: str, seed: int, sel: Selection, backend: BackendConfig, l
     prompt:METHOD asks `lm` (the run's own model)."""
     from reward_model.registry import LocatorOptions, make_locator as make
 
-    if spec == "trained":
-        from reward_model.trained import default_trained_model
-
-        return default_trained_model(backend.cache / "reward_model", data_dir=sel.data_dir)
-    return make(spec, LocatorOptions(seed=seed, data_dir=sel.data_dir, generator=lm))
+    return make(spec, LocatorOptions(seed=seed, data_dir=sel.data_dir, generator=lm, cache_dir=backend.cache))
 
 
 def _verifier(cfg: Any, locator: Any, loc: LocateOptions, seed: int, sel: Selection, backend: BackendConfig, lm: Any):
