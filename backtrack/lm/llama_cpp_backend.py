@@ -29,6 +29,11 @@ How:
   prefix + sample: within 1e-3 (sum over 20 tokens) on one Qwen2.5-Coder-1.5B prompt, up to 0.43
   nats over 64 tokens on the benchmark's (README); Gemma 3 270M up to 0.93. Turning off weight
   repacking and flash attention did not remove the differences, so the defaults stay (they are faster).
+  Traced to single positions (benchmarks/logprob_positions.py, a ~2,100-token prompt, 1 thread; the
+  largest change among the 5 likeliest tokens, Qwen / Gemma): a token decoded as one row of a
+  9-stream batch instead of alone moves by 0.196 / 0.294 nats; the prompt's last token evaluated
+  alone instead of in its chunk, 0.080 / 0.001, and again while samples branched from it still hold
+  its old cell, 0.264 / 0.304. A sample's log-prob is always that of the logits it was drawn from.
 A step ends at the first token whose text holds a newline (counted; text after the newline dropped),
 at an end-of-generation token, or at max_tokens, as in every backend (backtrack/lm/generator.py).
 """
