@@ -165,4 +165,3 @@ def label_file(traces_path: str | Path, out: str | Path, min_agreement: float = 
     tmp.write_text("".join(json.dumps(t.to_record(), ensure_ascii=False) + "\n" for t in labelled), encoding="utf-8")
     os.replace(tmp, out)  # never a half-written file
     return {"traces_file": str(traces_path), "out": str(out), **report}
-

@@ -53,4 +53,3 @@ def render_rm_label(r: dict) -> str:
     for task, counts in r["per_task"].items():
         lines.append(f"{task}: " + "; ".join(f"{n} {what}" for what, n in sorted(counts.items())))
     return "\n".join(lines)
-
