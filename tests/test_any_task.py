@@ -56,6 +56,7 @@ def test_rm_locate_with_the_default_trained_locator(tmp_path):
     assert r.exit_code == 0, r.output
     first = json.loads(r.stdout)
     assert first["n_traces"] == 2 and first["locator"].startswith("trained:")
+
     def models():
         return [p for p in (tmp_path / "cache" / "reward_model").iterdir() if not p.name.startswith(".")]
 

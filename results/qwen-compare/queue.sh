@@ -17,13 +17,7 @@ STRATEGIES="cot,self-consistency,sc-weighted,least-to-most,backtrack"
 BACKTRACK="--selection verifier --accept verified"
 TASKS="multistep_arithmetic tracking_shuffled_objects logical_deduction dyck_languages word_sorting"
 FRESH_TASKS="multistep_arithmetic dyck_languages word_sorting"
-run() {  # name, command...: skipped once the run has its results.json
-  local name=$1; shift
-  [ -f "$OUT/$name/results.json" ] && return
-  echo "== $(date +%T) $name"
-  /usr/bin/time -v "$@" --out "$OUT/$name" > "$OUT/$name.log" 2> "$OUT/$name.err"
-  echo "== $(date +%T) done $name rc=$?"
-}
+. "$(dirname "$0")/../run.sh"  # run NAME COMMAND...: one resumable run directory
 mkdir -p "$OUT"
 for t in $TASKS; do
   run compare-$t $BBM compare --task $t --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 \

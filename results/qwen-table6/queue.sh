@@ -8,13 +8,7 @@ BBM=${BBM:-bbm}
 OUT=${OUT:-results/qwen-table6}
 COMMON="--model qwen2.5-coder-1.5b --threads 2 --batch-size 8 --limit 20"
 TASKS="multistep_arithmetic tracking_shuffled_objects logical_deduction dyck_languages word_sorting"
-run() {  # name, command...: skipped once the run has its results.json
-  local name=$1; shift
-  [ -f "$OUT/$name/results.json" ] && return
-  echo "== $(date +%T) $name"
-  /usr/bin/time -v "$@" --out "$OUT/$name" > "$OUT/$name.log" 2> "$OUT/$name.err"
-  echo "== $(date +%T) done $name rc=$?"
-}
+. "$(dirname "$0")/../run.sh"  # run NAME COMMAND...: one resumable run directory
 for t in $TASKS; do run gold-$t $BBM backtrack --task $t --locator gold $COMMON; done
 for t in $TASKS; do run gen-$t $BBM generate --task $t $COMMON; done
 for t in $TASKS; do run trained-verified-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" \
