@@ -24,12 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    m = x.max()
-    return x - m - np.log(np.exp(x - m).sum())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
@@ -38,6 +32,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from backtrack.lm.backends import LlamaOptions, load_llama
+    from backtrack.lm.llama_cpp_backend import _log_softmax
+
+    def log_softmax(x: np.ndarray) -> np.ndarray:  # in float64, as the backend samples
+        return _log_softmax(x.astype(np.float64))
     from bigbench_mistake.dataset import load_task
     from bigbench_mistake.tasks import TASKS
 

@@ -158,16 +158,16 @@ def fit_probe(traces, per_step, folds: int = 3, grid=(0.001, 0.01, 0.1, 1.0)):
 def evaluate(traces, scores, threshold) -> dict:
     from sklearn.metrics import roc_auc_score
 
+    from bigbench_mistake.metrics import mistake_finding_scores
+    from reward_model.calibration import f1
     from reward_model.locator import first_mistake
 
     preds = [first_mistake(s, threshold) for s in scores]
-    mis = [(t, p) for t, p in zip(traces, preds) if t.has_mistake]
-    clean = [p for t, p in zip(traces, preds) if not t.has_mistake]
-    a = sum(p == t.mistake_index for t, p in mis) / len(mis)
-    b = sum(p is None for p in clean) / len(clean)
+    m = mistake_finding_scores(traces, {t.id: p for t, p in zip(traces, preds)})["overall"]
     peaks = [max(s) if s else 0.0 for s in scores]
-    return {"f1": round(100 * (2 * a * b / (a + b) if a + b else 0.0), 1), "first_error_acc": round(100 * a, 1),
-            "no_error_acc": round(100 * b, 1),
+    # F1 from the unrounded accuracies (calibration.f1), as the figures in the README were computed
+    return {"f1": round(100 * f1(traces, preds), 1), "first_error_acc": round(m["accuracy_mistake"], 1),
+            "no_error_acc": round(m["accuracy_no_mistake"], 1),
             "auroc_has_mistake": round(float(roc_auc_score([t.has_mistake for t in traces], peaks)), 3),
             "threshold": round(float(threshold), 4)}
 

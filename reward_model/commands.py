@@ -148,8 +148,7 @@ def label_file(traces_path: str | Path, out: str | Path, min_agreement: float = 
     """bbm rm label: first-mistake labels from the checks for the traces of a file (e.g. a model's own,
     from bbm generate), on the tasks where the checks agree with the dataset's human labels
     (reward_model/labelling.py); the labelled traces go to `out`, ready for --extra-traces."""
-    import os
-
+    from backtrack.lm.cache_files import write_text_atomic
     from bigbench_mistake.commands import output_file
     from bigbench_mistake.dataset import load_all, load_file
     from bigbench_mistake.tasks import TASKS
@@ -161,7 +160,5 @@ def label_file(traces_path: str | Path, out: str | Path, min_agreement: float = 
     tasks = sorted({t.task for t in traces} & set(TASKS))
     labelled, report = label_with_checks(traces, load_all(data_dir, tasks) if tasks else [], min_agreement)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{out}.tmp")
-    tmp.write_text("".join(json.dumps(t.to_record(), ensure_ascii=False) + "\n" for t in labelled), encoding="utf-8")
-    os.replace(tmp, out)  # never a half-written file
+    write_text_atomic(out, "".join(json.dumps(t.to_record(), ensure_ascii=False) + "\n" for t in labelled))
     return {"traces_file": str(traces_path), "out": str(out), **report}

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
+from bigbench_mistake.metrics import mistake_finding_scores
 from bigbench_mistake.records import Trace
 from bigbench_mistake.tasks import task_spec
 
@@ -28,13 +29,11 @@ LABEL_SOURCE = "checks:all"
 
 
 def checks_agreement(reference: Sequence[Trace]) -> dict[str, tuple[float, int]]:
-    """Per task of `reference` (human-labelled traces): (share labelled exactly by the checks, traces)."""
-    firsts = [first_mistake(s) for s in ChecksLocator("all").scores(reference)]
-    hits, totals = Counter(), Counter()
-    for t, j in zip(reference, firsts):
-        totals[t.task] += 1
-        hits[t.task] += j == t.mistake_index
-    return {task: (hits[task] / n, n) for task, n in totals.items()}
+    """Per task of `reference` (human-labelled traces): (share labelled exactly by the checks, traces),
+    the exact first-mistake accuracy that `bbm rm eval` reports for the checks alone."""
+    preds = {t.id: first_mistake(s) for t, s in zip(reference, ChecksLocator("all").scores(reference))}
+    return {task: (b["accuracy_overall"] / 100, b["n"])
+            for task, b in mistake_finding_scores(reference, preds)["tasks"].items()}
 
 
 def _right(t: Trace) -> bool:

@@ -90,14 +90,20 @@ LOCATORS: dict[str, Callable[[str | None, LocatorOptions], Locator]] = {
 }
 
 
-def check_locator_spec(spec: str) -> None:
-    """Raise ValueError for a spec make_locator would refuse, without loading anything: run before a model
-    loads or a run directory is written. Bare "trained" is the default classifier, trained on first use."""
+def _split(spec: str) -> tuple[str, str]:
+    """(name, argument) of a spec; an unknown name or an empty argument after ':' is an error."""
     name, colon, arg = spec.partition(":")
     if name not in LOCATORS:
         raise ValueError(f"unknown locator {spec!r}; known: {', '.join(sorted(LOCATORS))}")
     if colon and not arg:
         raise ValueError(f"locator {spec!r}: nothing after ':' (e.g. trained:DIR, checks:generic)")
+    return name, arg
+
+
+def check_locator_spec(spec: str) -> None:
+    """Raise ValueError for a spec make_locator would refuse, without loading anything: run before a model
+    loads or a run directory is written. Bare "trained" is the default classifier, trained on first use."""
+    name, arg = _split(spec)
     if name == "gold":
         _gold(arg or None, LocatorOptions())
     elif name == "random" and arg not in ("", "dist"):
@@ -120,9 +126,5 @@ def check_locator_spec(spec: str) -> None:
 
 
 def make_locator(spec: str, options: LocatorOptions = LocatorOptions()) -> Locator:
-    name, colon, arg = spec.partition(":")
-    if name not in LOCATORS:
-        raise ValueError(f"unknown locator {spec!r}; known: {', '.join(sorted(LOCATORS))}")
-    if colon and not arg:
-        raise ValueError(f"locator {spec!r}: nothing after ':' (e.g. trained:DIR, checks:generic)")
+    name, arg = _split(spec)
     return LOCATORS[name](arg or None, options)
