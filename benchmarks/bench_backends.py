@@ -2,6 +2,10 @@
 same thread count, side by side in one run, for each packaged model.
 
     python benchmarks/bench_backends.py [--models qwen2.5-coder-1.5b,gemma-3-270m] [--threads 2]
+                                        [--kernels fast,invariant]
+
+Each model is measured with each of bbm's llama.cpp kernel choices (`--llama-kernels`: fast, the
+default, or batch-invariant), the high-level API beside each.
 
 What it measures (each model in its own subprocess, so peak RSS is the model's own):
   greedy   one stream, step by step through a multistep-arithmetic trace (the few-shot prompt
@@ -50,7 +54,7 @@ def questions(task: str, n: int):
     return questions_from_traces(load_all(None, [task]), n)
 
 
-def disk_reuse(path: str, threads: int, spec, qs) -> float:
+def disk_reuse(path: str, threads: int, spec, qs, invariant: bool) -> float:
     """Seconds for a new run's first question when an earlier run kept the few-shot prompt's KV state
     on disk: run 1 answers two questions (the second branches off the few-shot prompt, which is saved)
     into an empty store; run 2, a new context on the same store, answers a third."""
@@ -60,7 +64,7 @@ def disk_reuse(path: str, threads: int, spec, qs) -> float:
     from backtrack.lm.llama_cpp_backend import LlamaCppConfig, LlamaCppGenerator
 
     with tempfile.TemporaryDirectory() as store:
-        config = LlamaCppConfig(path, n_threads=threads, n_ctx=16384, prefix_dir=store)
+        config = LlamaCppConfig(path, n_threads=threads, n_ctx=16384, prefix_dir=store, batch_invariant=invariant)
         first = LlamaCppGenerator(config)
         first.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[:1]])
         first.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[1:2]])
@@ -76,7 +80,8 @@ def disk_reuse(path: str, threads: int, spec, qs) -> float:
     return seconds
 
 
-def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, trace_steps: int = 5) -> dict:
+def bench_model(name: str, threads: int, cache_dir: str, invariant: bool, max_tokens: int = 64,
+                trace_steps: int = 5) -> dict:
     from backtrack.lm.backends import LlamaOptions, load_llama
     from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
     from backtrack.lm.embedded import model_gguf
@@ -85,7 +90,7 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
 
     spec = get_task("multistep_arithmetic")
     qs = questions("multistep_arithmetic", 12)
-    out: dict = {"model": name, "threads": threads}
+    out: dict = {"model": name, "threads": threads, "kernels": "invariant" if invariant else "fast"}
     path = str(model_gguf(name, cache_dir))
 
     # -------- llama.cpp high-level API: one stream, step by step, its own prefix cache
@@ -107,7 +112,8 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
     del llm
 
     # -------- bbm's backend
-    gen = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384, prefix_states=False))
+    gen = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384, prefix_states=False,
+                                                   batch_invariant=invariant))
     t0 = time.perf_counter()
     gen.generate_steps([StepRequest(spec.prompt(qs[0].input), max_tokens=1)])
     out["reuse_first_question_s"] = round(time.perf_counter() - t0, 2)
@@ -148,7 +154,8 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
 
     alone = []
     for r in reqs[:3]:  # each needs a fresh context, so its whole prompt: ~70 s apiece for the 1.5B model
-        fresh = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=8192, prefix_states=False))
+        fresh = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=8192, prefix_states=False,
+                                                         batch_invariant=invariant))
         alone.append(decode_traces(fresh, [r], DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens))[0])
         fresh.close()
     out["exact_batched_traces_equal"] = f"{sum(a.steps == b.steps for a, b in zip(together, alone))}/{len(alone)}"
@@ -156,12 +163,13 @@ def bench_model(name: str, threads: int, cache_dir: str, max_tokens: int = 64, t
              for x, y in zip(a.new_steps, b.new_steps) if x.text == y.text]
     out["exact_batched_logprob_max_per_token"] = round(max(diffs), 5) if diffs else None
     gen.close()
-    second_run = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384, prefix_states=False))
+    second_run = load_llama(name, cache_dir, LlamaOptions(threads=threads, n_ctx=16384, prefix_states=False,
+                                                          batch_invariant=invariant))
     t0 = time.perf_counter()
     second_run.generate_steps([StepRequest(spec.prompt(qs[0].input), max_tokens=1)])
     out["reuse_second_run_first_question_s"] = round(time.perf_counter() - t0, 2)
     second_run.close()
-    out["reuse_second_run_first_question_prefix_on_disk_s"] = disk_reuse(path, threads, spec, qs)
+    out["reuse_second_run_first_question_prefix_on_disk_s"] = disk_reuse(path, threads, spec, qs, invariant)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out["ratio_greedy"] = round(out["bbm_greedy_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
     out["ratio_8_samples"] = round(out["bbm_8_samples_tok_s"] / out["llama_hl_greedy_tok_s"], 2)
@@ -174,16 +182,22 @@ def main() -> None:
     ap.add_argument("--models", default="qwen2.5-coder-1.5b,gemma-3-270m")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--cache-dir", default=os.environ.get("BBM_CACHE_DIR", str(Path.home() / ".cache" / "bbm")))
+    ap.add_argument("--kernels", default="fast,invariant")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # run one model in this process (used by the parent)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(bench_model(args.one, args.threads, args.cache_dir)))
+        print(json.dumps(bench_model(args.one, args.threads, args.cache_dir, args.kernels == "invariant")))
         return
     print(f"CPU: {cpu_line()}")
     rows = []
-    for m in args.models.split(","):
-        r = subprocess.run([sys.executable, __file__, "--one", m, "--threads", str(args.threads),
-                            "--cache-dir", args.cache_dir], capture_output=True, text=True)
+    for m, k in [(m, k) for m in args.models.split(",") for k in args.kernels.split(",")]:
+        if k not in ("fast", "invariant"):
+            raise SystemExit(f"--kernels: fast and/or invariant, got {k!r}")
+        # ggml reads the tiled-matmul switch at a process's first decode, which here is the high-level
+        # API's: the invariant child starts with it off (it changes nothing for one stream's decoding)
+        env = dict(os.environ, GGML_CPU_TILED_MM="0") if k == "invariant" else os.environ
+        r = subprocess.run([sys.executable, __file__, "--one", m, "--threads", str(args.threads), "--kernels", k,
+                            "--cache-dir", args.cache_dir], capture_output=True, text=True, env=env)
         if r.returncode != 0:
             print(r.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{m}: benchmark failed")

@@ -24,6 +24,7 @@ from bigbench_mistake.options import option
 
 BACKENDS = ("auto", "llama", "hf", "openai")
 PROMPT_FORMATS = ("raw", "chat")
+LLAMA_KERNELS = ("fast", "invariant")
 # torch device strings bbm can use; anything else is refused before a model loads
 _DEVICE = re.compile(r"^(cpu|mps|(cuda|xpu)(:\d+)?)$")
 # Without --model: the capable model on llama.cpp; transformers keeps the 270M model it converts
@@ -54,6 +55,7 @@ class LlamaOptions:
     threads: int | None = None
     n_ctx: int = 16384
     prefix_states: bool = True  # keep shared prefixes' KV state on disk under the cache dir (prefix_store.py)
+    batch_invariant: bool = False  # kernels whose results do not depend on the batch (LlamaCppConfig)
 
 
 def load_llama(model: str | None, cache_dir: str | Path, options: LlamaOptions = LlamaOptions()):
@@ -71,7 +73,7 @@ def load_llama(model: str | None, cache_dir: str | Path, options: LlamaOptions =
     else:
         raise ValueError(f"--backend llama runs GGUF files: --model {' | '.join(MODELS)} | FILE.gguf; got {name!r}")
     return LlamaCppGenerator(LlamaCppConfig(str(path), label=label, sha256=sha, n_threads=options.threads,
-                                            n_ctx=options.n_ctx,
+                                            n_ctx=options.n_ctx, batch_invariant=options.batch_invariant,
                                             prefix_dir=str(Path(cache_dir) / "llama-prefixes") if options.prefix_states
                                             else None))
 
@@ -111,6 +113,10 @@ class BackendConfig:
     prompt_format: str = option("raw", "raw: the paper's few-shot prompt as plain text | chat: the few-shot prompt "
                                 "and question as a user message in the model's chat template (--backend llama); "
                                 "the steps and answers are the same either way.")
+    llama_kernels: str = option("fast", "--backend llama: fast (llama.cpp's defaults; a row's results move with the "
+                                "rows batched beside it) | invariant (no weight repacking or tiled matmul, flash "
+                                "attention over a q8_0 KV cache: greedy traces are the same bit for bit whatever the "
+                                "batch; ~25% slower decoding, prompts take twice as long).")
     base_url: str | None = option(None, "--backend openai: the server's API root, e.g. http://127.0.0.1:8000/v1 "
                                   "(key for hosted endpoints: OPENAI_API_KEY).", envvar="BBM_BASE_URL")
     concurrency: int = option(OpenAIConfig.concurrency, "--backend openai: requests in flight at once.")
@@ -128,6 +134,8 @@ class BackendConfig:
                   (bool(_DEVICE.match(self.device)), f"--device must be cpu, cuda, cuda:N or mps, got {self.device!r}"),
                   (self.prompt_format in PROMPT_FORMATS,
                    f"--prompt-format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}"),
+                  (self.llama_kernels in LLAMA_KERNELS,
+                   f"--llama-kernels must be one of {', '.join(LLAMA_KERNELS)}, got {self.llama_kernels!r}"),
                   (self.logprobs_mode in LOGPROBS_MODES,
                    f"--logprobs-mode must be one of {', '.join(LOGPROBS_MODES)}, got {self.logprobs_mode!r}"),
                   (self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}"),
@@ -142,6 +150,8 @@ class BackendConfig:
             raise ValueError("--backend openai needs --base-url URL and --model NAME (the name the server serves)")
         if self.prompt_format == "chat" and engine != "llama":
             raise ValueError("--prompt-format chat needs --backend llama (the chat template comes from the GGUF)")
+        if self.llama_kernels != "fast" and engine != "llama":
+            raise ValueError("--llama-kernels is for --backend llama (llama.cpp in process)")
         if self.gguf_file and engine != "hf":
             raise ValueError("--gguf-file is for --backend hf; with llama pass the .gguf file as --model")
 
@@ -172,7 +182,8 @@ def load_lm(config: BackendConfig):
         return gen
     print(f"loading {config.model or 'the default model'} ({engine}) ...", file=sys.stderr)
     if engine == "llama":
-        gen = load_llama(config.model, config.cache, LlamaOptions(threads=config.threads))
+        gen = load_llama(config.model, config.cache, LlamaOptions(threads=config.threads,
+                                                                  batch_invariant=config.llama_kernels == "invariant"))
         if config.prompt_format == "chat":
             from backtrack.lm.chat_format import ChatFormatGenerator
 

@@ -34,6 +34,11 @@ How:
   9-stream batch instead of alone moves by 0.196 / 0.294 nats; the prompt's last token evaluated
   alone instead of in its chunk, 0.080 / 0.001, and again while samples branched from it still hold
   its old cell, 0.264 / 0.304. A sample's log-prob is always that of the logits it was drawn from.
+- `batch_invariant` (`--llama-kernels invariant`) removes those differences: no weight repacking,
+  ggml's tiled K-quant matmul off, flash attention over a q8_0 cache (ggml's row-by-row kernel for
+  every batch shape). Greedy steps are then the same bit for bit whatever the batch, and a sample's
+  log-prob equals a separate forward pass while the sequence's cells lie in position order in the
+  pool (flash attention adds them up in pool order); ~25% slower decoding, prompts at half speed.
 A step ends at the first token whose text holds a newline (counted; text after the newline dropped),
 at an end-of-generation token, or at max_tokens, as in every backend (backtrack/lm/generator.py).
 """
@@ -41,6 +46,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +60,21 @@ from backtrack.lm.prefix_store import PrefixStore
 
 
 _QUIET = None  # the process's llama.cpp log callback (set once, never freed)
+_DECODED = False  # whether this process has run a llama_decode (ggml reads some settings once, at the first)
+_FLASH_ATTN_ENABLED = 1  # enum llama_flash_attn_type
+_GGML_TYPE_Q8_0 = 8      # enum ggml_type
+
+
+def _use_invariant_kernels() -> None:
+    """Turn off ggml's tiled K-quant matmul (taken from 8 rows up, so a row's result would depend on
+    how many rows share its batch). ggml reads GGML_CPU_TILED_MM once per process, at the first
+    matmul: after a decode with the tiled path on, it cannot be turned off."""
+    if os.environ.get("GGML_CPU_TILED_MM") == "0":
+        return
+    if _DECODED:
+        raise ValueError("batch-invariant kernels must be chosen before this process's first llama.cpp decode "
+                         "(or set GGML_CPU_TILED_MM=0 in the environment)")
+    os.environ["GGML_CPU_TILED_MM"] = "0"
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,8 @@ class LlamaCppConfig:
     prefix_dir: str | None = None   # KV states of shared prefixes kept on disk across runs, in a folder per
                                     # model file and llama.cpp version under this one (None: never)
     prefix_min_tokens: int = 1024   # the shortest shared prefix worth saving
+    batch_invariant: bool = False   # kernels whose result for a row does not depend on the other rows of
+                                    # the batch nor on where its cells lie: exact log-probs (see above)
 
     def __post_init__(self) -> None:
         if not Path(self.model_path).is_file():
@@ -150,15 +173,16 @@ class LlamaCppGenerator:
     libraries = ("llama_cpp_python",)  # what computes the outputs (cache keys: generator_identity)
 
     def __init__(self, config: LlamaCppConfig):
-        import os
-
         import llama_cpp as ll
 
         self.ll = ll
         self.config = config
         ll.llama_backend_init()
         self._silence()
+        if config.batch_invariant:
+            _use_invariant_kernels()
         mp = ll.llama_model_default_params()
+        mp.use_extra_bufts = not config.batch_invariant  # repacked weights: gemm kernels that see the batch
         self.model = ll.llama_model_load_from_file(config.model_path.encode(), mp)
         if not self.model:
             raise ValueError(f"llama.cpp could not load {config.model_path!r}")
@@ -172,9 +196,15 @@ class LlamaCppGenerator:
         cp.kv_unified = True   # one pool of cells: seq_cp shares cells instead of copying them
         cp.swa_full = True     # sliding-window layers keep every position, so any prefix can be reused
         cp.no_perf = True
-        # Flash attention off: on this repo's 2-core CPUs it decoded 8-25% slower than plain attention
-        # (Qwen2.5-1.5B, 957-token prompt: 1 stream 8.8 vs 10.0 tokens/s, 16 streams 20.4 vs 28.3).
-        cp.flash_attn_type = 0
+        if config.batch_invariant:
+            # flash attention over a q8_0 cache takes ggml's row-by-row path for every batch shape
+            # (an f16 cache takes a tiled path from 64 rows and splits one row's cells among threads)
+            cp.flash_attn_type = _FLASH_ATTN_ENABLED
+            cp.type_k = cp.type_v = _GGML_TYPE_Q8_0
+        else:
+            # Flash attention off: on this repo's 2-core CPUs it decoded 8-25% slower than plain attention
+            # (Qwen2.5-1.5B, 957-token prompt: 1 stream 8.8 vs 10.0 tokens/s, 16 streams 20.4 vs 28.3).
+            cp.flash_attn_type = 0
         self.ctx = ll.llama_init_from_model(self.model, cp)
         if not self.ctx:
             raise ValueError(f"llama.cpp could not create a context of {config.n_ctx} cells")
@@ -204,8 +234,9 @@ class LlamaCppGenerator:
         self._last_progress = 0.0
         digest = config.sha256 or _quick_digest(config.model_path)
         label = config.label or Path(config.model_path).name
-        self.name = f"{label}#{digest[:12]}@llama.cpp-{ll.__version__}"
-        self.store = (PrefixStore(Path(config.prefix_dir) / f"{digest[:16]}-llama.cpp-{ll.__version__}",
+        kernels = "+invariant" if config.batch_invariant else ""
+        self.name = f"{label}#{digest[:12]}@llama.cpp-{ll.__version__}{kernels}"
+        self.store = (PrefixStore(Path(config.prefix_dir) / f"{digest[:16]}-llama.cpp-{ll.__version__}{kernels}",
                                   config.prefix_min_tokens) if config.prefix_dir else None)
 
     # ------------------------------------------------------------------ plumbing
@@ -305,6 +336,8 @@ class LlamaCppGenerator:
             b.seq_id[i][0] = seq
             b.logits[i] = logits
         b.n_tokens = len(entries)
+        global _DECODED
+        _DECODED = True
         while True:
             rc = self.ll.llama_decode(self.ctx, b)
             self.decode_calls += 1
