@@ -38,7 +38,8 @@ How:
   ggml's tiled K-quant matmul off, flash attention over a q8_0 cache (ggml's row-by-row kernel for
   every batch shape). Greedy steps are then the same bit for bit whatever the batch, and a sample's
   log-prob equals a separate forward pass while the sequence's cells lie in position order in the
-  pool (flash attention adds them up in pool order); ~25% slower decoding, prompts at half speed.
+  pool (flash attention adds them up in pool order). Qwen2.5-1.5B on 2 cores: 0.78x the greedy
+  decoding speed, prompts at half speed (README).
 A step ends at the first token whose text holds a newline (counted; text after the newline dropped),
 at an end-of-generation token, or at max_tokens, as in every backend (backtrack/lm/generator.py).
 """
