@@ -16,8 +16,9 @@ sequence state llama.cpp writes) and `H.json` (the token ids, written last: a pr
 .json does). Both are written under a temporary name and renamed, so concurrent runs never read a
 half-written file. The folder is per model file and llama.cpp version (the caller names it), since
 a KV state is only valid for the model and kernels that computed it; the context settings that shape
-the cache (f16 K and V, no flash attention, every position kept) are fixed in the backend, and
-llama.cpp refuses a state of another layout (the prefix is then computed).
+the cache (f16 K and V without flash attention, or q8_0 with it for `--llama-kernels invariant`, whose
+folder name ends in +invariant; every position kept) are fixed in the backend, and llama.cpp refuses
+a state of another layout (the prefix is then computed).
 """
 from __future__ import annotations
 
