@@ -12,6 +12,8 @@ from .features import FEATURE_SETS, checks_fired, contexts, numeric_features
 
 
 class ChecksLocator:
+    causal = True  # the checks of a step read the question, the steps before it and the step
+
     def __init__(self, feature_set: str = "all"):
         if feature_set not in FEATURE_SETS:
             raise ValueError(f"'checks' takes a feature set ({' | '.join(FEATURE_SETS)}), got {feature_set!r}")

@@ -2,6 +2,10 @@
 
 `scores(traces)[i][j]` is the probability that step j of trace i is the first logical mistake given
 the question and steps 0..j-1 (i.e. that it is wrong, given that the steps before it are right).
+A locator whose score of step j reads nothing after step j (the trained classifiers, the checks)
+says so with `causal = True`: its verdict on a trace's first j+1 steps then holds for any ending
+(backtracking uses that to reject a sample before finishing its trace). A prompt-based finder that
+reads the whole trace is not causal.
 """
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ from .features import FEATURES_VERSION
 class TrainedLocator:
     """Step scores from a fitted classifier; `threshold` is the one chosen at training time."""
 
+    causal = True  # a step's score reads the question, the steps before it and the step, nothing later
+
     def __init__(self, model, path: str | Path | None = None):
         self.model = model
         self.threshold = model.threshold

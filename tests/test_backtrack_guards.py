@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 
 from backtrack.lm.generator import StepRequest
-from backtrack.methods.backtracking import BacktrackConfig, Verifier, backtrack_batch, sample_seed
+from backtrack.lm.wrappers import CountingLM
+from backtrack.methods.backtracking import NOT_FINISHED, BacktrackConfig, Verifier, backtrack_batch, sample_seed
 from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.experiment import BacktrackRunConfig, backtrack_traces
 from backtrack.runs.pipeline import PipelineConfig
@@ -109,13 +110,54 @@ def test_verifier_keeps_the_sample_the_locator_scores_lowest(tiny_generator, tra
     assert len({round(expected[i], 6) for i in survivors}) > 1, "the locator told the samples apart"
 
 
+class WholeTraceReader:
+    """The trained locator's scores, declared not causal (as a finder that reads the whole trace is)."""
+
+    def __init__(self, locator):
+        self.locator, self.name, self.threshold = locator, f"whole:{locator.name}", locator.threshold
+
+    def scores(self, traces):
+        return self.locator.scores(traces)
+
+
 def test_verified_rejects_a_trace_with_a_mistake_at_or_before_the_step(tiny_generator, trained_locator):
-    # a verifier that flags every step (threshold 0) rejects every candidate; the original is kept
+    # a verifier that flags every step (threshold 0) rejects every candidate; the original is kept.
+    # Not causal: each candidate's trace is finished, then judged.
     cfg = BacktrackConfig(n_samples=3, max_step_tokens=12, max_steps=3, accept="verified")
-    [o] = backtrack_batch([WRONG], [1], tiny_generator, cfg, verifier=Verifier(trained_locator, 0.0))
+    whole = Verifier(WholeTraceReader(trained_locator), 0.0)
+    assert not whole.causal
+    [o] = backtrack_batch([WRONG], [1], tiny_generator, cfg, verifier=whole)
     assert o.stop_reason == "rejected" and o.steps == WRONG.steps
+    assert o.attempts and all(a["stop_reason"] != NOT_FINISHED for a in o.attempts)
     assert all(a["why"] in ("no answer", "verifier finds a mistake at step 0") for a in o.attempts)
     assert any(a["why"].startswith("verifier") for a in o.attempts) or all(a["answer"] is None for a in o.attempts)
+
+
+def test_a_causal_verifier_rejects_a_sample_in_place_without_finishing_its_trace(tiny_generator, trained_locator):
+    cfg = BacktrackConfig(n_samples=3, max_step_tokens=12, max_steps=3, accept="verified")
+    causal = Verifier(trained_locator, 0.0)  # flags step 0 of any trace, whatever follows
+    assert causal.causal
+    counted = CountingLM(tiny_generator)
+    [o] = backtrack_batch([WRONG], [1], counted, cfg, verifier=causal)
+    survivors = [i for i, s in enumerate(o.samples) if not s["same_as_mistake"]]
+    assert o.stop_reason == "rejected" and o.steps == WRONG.steps
+    assert [a["sample"] for a in o.attempts] == sorted(survivors, key=lambda i: -o.samples[i]["logprob"])
+    assert all(a["stop_reason"] == NOT_FINISHED and a["tokens"] == 0 and a["verifier_first_mistake"] == 0
+               and a["why"] == "verifier finds a mistake at step 0" for a in o.attempts)
+    assert counted.calls == 3 and o.tokens == sum(s["n_tokens"] for s in o.samples)  # the 3 samples, nothing more
+    # the verdict in place is the finished trace's: a candidate the causal verifier passes in place is
+    # finished and judged again, and one it fails in place fails once finished too
+    in_place = [trained_locator.scores([WRONG.replace(steps=(STEPS[0], a["steps"][0]), mistake_index=None)])[0]
+                for a in o.attempts]
+    th = max(in_place[0][0], min(s[1] for s in in_place)) + 1e-9  # step 0 passes, and at least one sample
+    [mixed] = backtrack_batch([WRONG], [1], tiny_generator, cfg, verifier=Verifier(trained_locator, th))
+    finished = [a for a in mixed.attempts if a["stop_reason"] != NOT_FINISHED]
+    assert finished
+    for a in mixed.attempts:
+        if a["stop_reason"] == NOT_FINISHED:
+            assert a["verifier_first_mistake"] == 1
+        elif a["verifier_first_mistake"] is not None:
+            assert a["verifier_first_mistake"] > 1  # finished ones failed, if at all, after the replaced step
 
 
 def test_guards_need_a_verifier_and_change_the_cache_key(tiny_generator):

@@ -15,7 +15,10 @@ Two guards go beyond the paper (both need a *verifier*, a locator that reads tex
 - `accept="answered"`: a finished trace that ends without an answer is rejected; `accept="verified"`
   also rejects one in which the verifier finds a mistake at or before step j. A rejected candidate
   is followed by the next-ranked survivor, up to all of them; if none is accepted the original trace
-  is kept (stop reason `rejected`). Every attempt is recorded.
+  is kept (stop reason `rejected`). Every attempt is recorded. A causal verifier (one that judges
+  steps 0..j by those steps alone: the trained classifiers, the checks) rejects a sample in place,
+  before its trace is finished, when it finds a mistake at or before step j: the verdict the finished
+  trace would get, for none of its tokens (attempt stop reason `not finished`).
 
 Backtracking one trace at one location is deterministic (the sampling seed is derived from the run
 seed, the trace id, the location and the round), which is what makes the cache in `cache.py` sound.
@@ -47,6 +50,7 @@ SELECTIONS = ("logprob", "mean_logprob", "verifier")
 # 16 streams decoded at 23 tokens/s on the development CPU, 64 streams of 8 long traces far slower.
 SAMPLE_STREAMS = 16
 ACCEPTS = ("always", "answered", "verified")
+NOT_FINISHED = "not finished"  # an attempt's stop reason when a causal verifier rejected the sample in place
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,16 @@ class Verifier:
         th = decision_threshold(self.locator, self.threshold)
         return [first_mistake(s, th) for s in self.locator.scores(traces)]
 
+    @property
+    def causal(self) -> bool:
+        """Whether its verdict on steps 0..j holds whatever follows them (reward_model/locator.py)."""
+        return bool(getattr(self.locator, "causal", False))
+
+    def in_place_first_mistakes(self, trace: Trace, candidates: Sequence[str], location: int) -> list[int | None]:
+        """The first mistake the verifier finds in steps 0..location with each candidate as step `location`."""
+        return self.first_mistakes([trace.replace(id=f"{trace.id}#candidate{k}", steps=(*trace.steps[:location], text),
+                                                  mistake_index=None, extra={}) for k, text in enumerate(candidates)])
+
 
 def _verdict(trace: Trace, steps: Sequence[str], location: int, accept: str,
              verified_first: int | None) -> tuple[bool, str]:
@@ -256,12 +270,45 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
                 continue
             if config.accept == "always":
                 ranked = ranked[:1]  # the paper keeps the best survivor, whatever its trace turns into
+            in_place: dict[int, int] = {}
+            if config.accept == "verified" and verifier.causal:
+                # a causal verifier judges steps 0..loc the same whatever follows: a sample it finds a
+                # mistake at or before is rejected as it would be once finished, without finishing it
+                firsts = verifier.in_place_first_mistakes(trace, [samples[k].text for k in ranked], loc)
+                in_place = {k: f for k, f in zip(ranked, firsts) if f is not None and f <= loc}
             state[i] = {"loc": loc, "samples": samples, "considered": considered, "ranked": ranked, "attempts": [],
-                        "tokens": sampled_tokens, "seconds": seconds}
+                        "in_place": in_place, "tokens": sampled_tokens, "seconds": seconds}
+
+    def next_try(i: int) -> int | None:
+        """Trace i's next candidate worth finishing (those rejected in place are recorded as attempts)."""
+        st = state[i]
+        while len(st["attempts"]) < len(st["ranked"]):
+            k = st["ranked"][len(st["attempts"])]
+            if k not in st["in_place"]:
+                return k
+            st["attempts"].append({"sample": k, "stop_reason": NOT_FINISHED, "tokens": 0, "answer": None,
+                                   "verifier_first_mistake": st["in_place"][k], "accepted": False,
+                                   "why": f"verifier finds a mistake at step {st['in_place'][k]}",
+                                   "steps": [st["samples"][k].text]})
+        return None
+
+    def rejected(i: int) -> Outcome:
+        st = state[i]
+        return Outcome(st["loc"], traces[i].steps, "rejected", tuple(st["considered"]), st["tokens"], st["seconds"],
+                       tuple(st["attempts"]))
+
     pending = sorted(state)
     while pending:
+        tries = []
+        for i in pending:
+            k = next_try(i)
+            if k is None:
+                out[i] = rejected(i)
+            else:
+                tries.append((i, k))
+        if not tries:
+            break
         start = time.perf_counter()
-        tries = [(i, state[i]["ranked"][len(state[i]["attempts"])]) for i in pending]
         finished = decode_traces(generator, [TraceRequest(traces[i].task, traces[i].input,
                                                           (*traces[i].steps[:state[i]["loc"]],
                                                            state[i]["samples"][k].text)) for i, k in tries],
@@ -293,7 +340,6 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
             elif len(st["attempts"]) < len(st["ranked"]):
                 still.append(i)
             else:
-                out[i] = Outcome(st["loc"], traces[i].steps, "rejected", tuple(st["considered"]), st["tokens"],
-                                 st["seconds"], tuple(st["attempts"]))
+                out[i] = rejected(i)
         pending = still
     return [o for o in out if o is not None]
