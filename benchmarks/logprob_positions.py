@@ -10,7 +10,7 @@ position): the logits after the last token of a task's few-shot prompt + questio
 Each line prints the largest difference of a log-prob over the whole vocabulary and over the
 reference's 5 most likely tokens.
 
-    python benchmarks/logprob_positions.py --model qwen2.5-coder-1.5b --threads 1
+    python benchmarks/logprob_positions.py --model qwen2.5-coder-1.5b --threads 1 [--kernels invariant]
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "bbm"))
+    ap.add_argument("--kernels", choices=("fast", "invariant"), default="fast", help="--llama-kernels")
     args = ap.parse_args()
 
     from backtrack.lm.backends import LlamaOptions, load_llama
@@ -40,7 +41,8 @@ def main() -> None:
     from bigbench_mistake.tasks import TASKS
 
     q = load_task("multistep_arithmetic")[0]
-    gen = load_llama(args.model, args.cache_dir, LlamaOptions(threads=args.threads, n_ctx=8192, prefix_states=False))
+    gen = load_llama(args.model, args.cache_dir, LlamaOptions(threads=args.threads, n_ctx=8192, prefix_states=False,
+                                                              batch_invariant=args.kernels == "invariant"))
     t = gen.tokenize(TASKS["multistep_arithmetic"].prompt(q.input, q.steps[:2]))
     L, ll, mem = len(t), gen.ll, gen.mem
     pinned: set[int] = set()
@@ -63,7 +65,7 @@ def main() -> None:
         ll.llama_memory_seq_rm(mem, s0, L, -1)
         return out
 
-    print(f"{args.model}: a prompt of {L} tokens, {gen.threads} thread(s)")
+    print(f"{args.model}: a prompt of {L} tokens, {gen.threads} thread(s), {args.kernels} kernels")
     show("last token alone vs in the chunk", ref, redo_last())
     alone_next = next_token()
     sharers = []
