@@ -56,7 +56,7 @@ print(json.dumps(out))
 
 def run_check(gguf, what: str, timeout: float = 600) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "GGML_CPU_TILED_MM"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     r = subprocess.run([sys.executable, "-c", CHECK, str(gguf), what], capture_output=True, text=True, env=env,
                        timeout=timeout)
     assert r.returncode == 0, r.stderr[-3000:]
