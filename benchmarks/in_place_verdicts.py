@@ -3,7 +3,7 @@ the finished trace got, over the attempts recorded by guarded backtracking runs 
 verified`), and the tokens the attempts it rejects had cost to finish (what rejecting them in place
 saves). Runs made before the in-place rule finished every attempt, so both can be read from them.
 
-    python benchmarks/in_place_verdicts.py results/qwen-table6/trained-verified-*/
+    python benchmarks/in_place_verdicts.py results/qwen-table6/trained-verified-{multistep_arithmetic,tracking_shuffled_objects,logical_deduction,dyck_languages}/
 
 The verifier is the run's own (`trained`: the default classifier under ~/.cache/bbm, or `checks`).
 """

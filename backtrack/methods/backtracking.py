@@ -185,15 +185,22 @@ class Verifier:
     def name(self) -> str:
         return f"{self.locator.name}@{decision_threshold(self.locator, self.threshold)}"
 
-    def step_scores(self, trace: Trace, candidates: Sequence[str], location: int) -> list[float]:
-        """The verifier's score of each candidate as step `location` (steps before it unchanged)."""
+    def in_place_scores(self, trace: Trace, candidates: Sequence[str], location: int) -> list[list[float]]:
+        """The verifier's scores of steps 0..location with each candidate as step `location`."""
         probes = [trace.replace(id=f"{trace.id}#candidate{k}", steps=(*trace.steps[:location], text),
                                 mistake_index=None, extra={}) for k, text in enumerate(candidates)]
-        return [s[location] for s in self.locator.scores(probes)] if probes else []
+        return self.locator.scores(probes) if probes else []
+
+    def step_scores(self, trace: Trace, candidates: Sequence[str], location: int) -> list[float]:
+        """The verifier's score of each candidate as step `location` (steps before it unchanged)."""
+        return [s[location] for s in self.in_place_scores(trace, candidates, location)]
+
+    def first(self, step_scores: Sequence[float]) -> int | None:
+        """The first step these scores flag, at the verifier's threshold."""
+        return first_mistake(step_scores, decision_threshold(self.locator, self.threshold))
 
     def first_mistakes(self, traces: Sequence[Trace]) -> list[int | None]:
-        th = decision_threshold(self.locator, self.threshold)
-        return [first_mistake(s, th) for s in self.locator.scores(traces)]
+        return [self.first(s) for s in self.locator.scores(traces)]
 
     @property
     def causal(self) -> bool:
@@ -202,8 +209,7 @@ class Verifier:
 
     def in_place_first_mistakes(self, trace: Trace, candidates: Sequence[str], location: int) -> list[int | None]:
         """The first mistake the verifier finds in steps 0..location with each candidate as step `location`."""
-        return self.first_mistakes([trace.replace(id=f"{trace.id}#candidate{k}", steps=(*trace.steps[:location], text),
-                                                  mistake_index=None, extra={}) for k, text in enumerate(candidates)])
+        return [self.first(s) for s in self.in_place_scores(trace, candidates, location)]
 
 
 def _verdict(trace: Trace, steps: Sequence[str], location: int, accept: str,
@@ -257,9 +263,13 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
             trace, loc = traces[i], locations[i]
             start = time.perf_counter()
             considered = consider(samples, trace.steps[loc])
+            pre_check = config.accept == "verified" and verifier.causal
+            # each sample in place (steps 0..loc-1 + the sample), scored once for both uses below
+            in_place_scores = (verifier.in_place_scores(trace, [s.text for s in samples], loc)
+                               if config.selection == "verifier" or pre_check else None)
             scores = None
             if config.selection == "verifier":
-                scores = verifier.step_scores(trace, [s.text for s in samples], loc)
+                scores = [s[loc] for s in in_place_scores]
                 for c, v in zip(considered, scores):
                     c["verifier_score"] = round(float(v), 6)
             ranked = rank_survivors(samples, considered, config.selection, scores)
@@ -271,11 +281,11 @@ def backtrack_batch(traces: Sequence[Trace], locations: Sequence[int | None], ge
             if config.accept == "always":
                 ranked = ranked[:1]  # the paper keeps the best survivor, whatever its trace turns into
             in_place: dict[int, int] = {}
-            if config.accept == "verified" and verifier.causal:
+            if pre_check:
                 # a causal verifier judges steps 0..loc the same whatever follows: a sample it finds a
                 # mistake at or before is rejected as it would be once finished, without finishing it
-                firsts = verifier.in_place_first_mistakes(trace, [samples[k].text for k in ranked], loc)
-                in_place = {k: f for k, f in zip(ranked, firsts) if f is not None and f <= loc}
+                firsts = {k: verifier.first(in_place_scores[k]) for k in ranked}
+                in_place = {k: f for k, f in firsts.items() if f is not None and f <= loc}
             state[i] = {"loc": loc, "samples": samples, "considered": considered, "ranked": ranked, "attempts": [],
                         "in_place": in_place, "tokens": sampled_tokens, "seconds": seconds}
 
