@@ -2,8 +2,8 @@
 # The strategy comparison of issue 15 on Qwen2.5-Coder-1.5B-Instruct (llama.cpp, 2 threads): 30 questions
 # per task, every strategy on the same questions; fresh questions for the three tasks whose questions
 # can be generated exactly; the paper's three prompt-based finders on 20 traces per task. One run
-# directory each; every bbm run resumes where it stopped, so rerunning this script finishes what an
-# earlier session left. On 2 cores a compare run costs ~4-5 minutes a question (cot, 8 self-consistency
+# directory for the dataset's questions, one for the fresh ones, one per finder; every bbm run
+# resumes where it stopped, so rerunning this script finishes what an earlier session left. On 2 cores a compare run costs ~4-5 minutes a question (cot, 8 self-consistency
 # traces, least-to-most, backtracking): about 10 hours for the 150 dataset questions. Usage, from the
 # repository root:
 #   OUT=results/qwen-compare bash results/qwen-compare/queue.sh
@@ -15,19 +15,18 @@ COMMON="$MODEL --batch-size 8"
 STRATEGIES="cot,self-consistency,sc-weighted,least-to-most,backtrack"
 # backtracking in the variant the Table 6 runs (results/qwen-table6) show best for the main job
 BACKTRACK="--selection verifier --accept verified"
-TASKS="multistep_arithmetic tracking_shuffled_objects logical_deduction dyck_languages word_sorting"
 FRESH_TASKS="multistep_arithmetic dyck_languages word_sorting"
 . "$(dirname "$0")/../run.sh"  # run NAME COMMAND...: one resumable run directory
 mkdir -p "$OUT"
-for t in $TASKS; do
-  run compare-$t $BBM compare --task $t --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 \
-    $BACKTRACK $COMMON
-done
+# one run over the five tasks: it goes question by question, taking the tasks in turn, so a run
+# stopped early (a session ends) still compares every strategy on the same questions of every task
+run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $COMMON
 for t in $FRESH_TASKS; do
   [ -f "$OUT/fresh-$t.jsonl" ] || $BBM data fresh --task $t --n 30 --seed 0 --out "$OUT/fresh-$t.jsonl"
-  run compare-fresh-$t $BBM compare --questions "$OUT/fresh-$t.jsonl" --strategies $STRATEGIES --sc-samples 8 \
-    --sc-temperature 0.7 $BACKTRACK $COMMON
 done
+[ -f "$OUT/fresh.jsonl" ] || for t in $FRESH_TASKS; do cat "$OUT/fresh-$t.jsonl"; done > "$OUT/fresh.jsonl"
+run compare-fresh $BBM compare --questions "$OUT/fresh.jsonl" --strategies $STRATEGIES --sc-samples 8 \
+  --sc-temperature 0.7 $BACKTRACK $COMMON
 for m in direct-trace direct-step cot-step; do
   run find-$m $BBM find --method $m --mode generate --limit 20 $MODEL
 done
