@@ -79,8 +79,8 @@ class DecodeOptions:
     step_cap_factor: float = option(STEP_CAP_FACTOR, "Stop a trace of one of the five tasks at this many times the "
                                     "steps of the task's longest trace in the dataset (a cycle of several steps); "
                                     "0: --max-steps only.")
-    batch_size: int = option(4, "Traces decoded together (on the development CPU llama.cpp decoded 4 streams at "
-                             "18.9 tokens/s, 8 at 15.5 and 16 at 23: measure yours).")
+    batch_size: int = option(4, "Traces decoded together (2 Sapphire Rapids cores, Qwen 1.5B: 1 stream 12.5 "
+                             "tokens/s, 8 traces 21.6; benchmarks/bench_backends.py measures yours).")
 
     def __post_init__(self) -> None:
         require_positive(self, "max_steps", "max_step_tokens", "batch_size", flags=True)
