@@ -14,9 +14,10 @@ for t in $TASKS; do run gen-$t $BBM generate --task $t $COMMON; done
 for t in $TASKS; do run trained-verified-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" \
   --selection verifier --accept verified $COMMON; done
 for t in $TASKS; do run random-$t $BBM backtrack --task $t --locator random $COMMON; done
+# the prompt question: the model's chat template against the raw few-shot completion above
+for t in $TASKS; do run gen-chat-$t $BBM generate --task $t --prompt-format chat $COMMON; done
 for t in $TASKS; do run trained-paper-$t $BBM backtrack --task $t --locator trained --traces "$OUT/gen-$t/samples.jsonl" $COMMON; done
 run simulate $BBM simulate --accuracies 0.5,0.6,0.7,0.8,0.9,1.0 $COMMON  # Figure 2; reuses the gold outcomes
-# the guarded variant at gold and random locations (added after the runs above had started, so it
-# runs after them): what choosing a sample by the verifier and refusing a worse trace do at a known location
 for t in $TASKS; do run gold-verified-$t $BBM backtrack --task $t --locator gold --selection verifier --accept verified $COMMON; done
 for t in $TASKS; do run random-verified-$t $BBM backtrack --task $t --locator random --selection verifier --accept verified $COMMON; done
+
