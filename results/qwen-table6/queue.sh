@@ -20,4 +20,3 @@ for t in $TASKS; do run trained-paper-$t $BBM backtrack --task $t --locator trai
 run simulate $BBM simulate --accuracies 0.5,0.6,0.7,0.8,0.9,1.0 $COMMON  # Figure 2; reuses the gold outcomes
 for t in $TASKS; do run gold-verified-$t $BBM backtrack --task $t --locator gold --selection verifier --accept verified $COMMON; done
 for t in $TASKS; do run random-verified-$t $BBM backtrack --task $t --locator random --selection verifier --accept verified $COMMON; done
-
