@@ -29,12 +29,12 @@ class RunKind:
 
 
 KINDS: dict[str, RunKind] = {k.name: k for k in (
-    RunKind("generate", generate.results_from_records, report.render_generic, render.render_generate),
+    RunKind("generate", generate.results_from_records, report.render_generate, render.render_generate),
     RunKind("backtrack", experiment.results_from_records, report.render_backtrack, render.render_backtrack),
     RunKind("pipeline", pipeline.results_from_records, report.render_backtrack, render.render_pipeline),
     RunKind("simulate", simulate.results_from_records, report.render_simulate, render.render_simulate,
             simulate.plot_run_dir),
-    RunKind("compare", compare.results_from_records, report.render_generic, render.render_compare,
+    RunKind("compare", compare.results_from_records, report.render_compare, render.render_compare,
             compare.plot_run_dir),
     RunKind("find", find.results_from_records, report.render_generic, render.render_find),
 )}

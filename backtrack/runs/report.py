@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from backtrack.runs.compute import matched_k
 from backtrack.runs.rundir import read_run_file
 
 
@@ -140,3 +141,84 @@ def render_generic(runs: Sequence[dict[str, Any]]) -> str:
                      + json.dumps(r["results"], indent=2)[:20000] + "\n```")
         parts += [f"![{png.stem}]({png})" for png in sorted(r["path"].glob("*.png"))]
     return "\n\n".join(parts)
+
+
+def render_generate(runs: Sequence[dict[str, Any]]) -> str:
+    """Generated traces, one row per run and task (a model name ending in +chat: --prompt-format chat)."""
+    header = ["run", "model", "task", "traces", "accuracy %", "right", "wrong", "no answer", "stop reasons",
+              "mean steps", "tokens"]
+    rows = []
+    for r in runs:
+        res = r["results"]
+        blocks = {**res["tasks"], **({"overall": res["overall"]} if len(res["tasks"]) > 1 else {})}
+        for task, b in blocks.items():
+            stops = ", ".join(f"{k} {v}" for k, v in sorted(b["stop_reasons"].items()))
+            rows.append([r["path"].name, res.get("model"), task, b["traces"], b["accuracy"], b["correct"], b["wrong"],
+                         b["invalid"], stops, b["mean_steps"], b["tokens"]])
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by_model.setdefault(r["results"].get("model"), []).append(r["results"]["overall"])
+    for model, blocks in by_model.items():  # one model's runs over several tasks (one run directory per task)
+        if len(blocks) > 1:
+            b = _add_generate_blocks(blocks)
+            stops = ", ".join(f"{k} {v}" for k, v in sorted(b["stop_reasons"].items()))
+            rows.append(["all runs", model, "overall", b["traces"], b["accuracy"], b["correct"], b["wrong"], b["invalid"],
+                         stops, b["mean_steps"], b["tokens"]])
+    return "## Generated traces\n\n" + md_table(header, rows)
+
+
+def _add_generate_blocks(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    n = sum(b["traces"] for b in blocks)
+    out: dict[str, Any] = {k: sum(b[k] for b in blocks) for k in ("traces", "correct", "wrong", "invalid", "tokens")}
+    out["stop_reasons"] = {}
+    for b in blocks:
+        for k, v in b["stop_reasons"].items():
+            out["stop_reasons"][k] = out["stop_reasons"].get(k, 0) + v
+    out["accuracy"] = round(100 * out["correct"] / n, 2) if n else None
+    out["mean_steps"] = round(sum(b["mean_steps"] * b["traces"] for b in blocks) / n, 2) if n else None
+    return out
+
+
+def render_compare(runs: Sequence[dict[str, Any]]) -> str:
+    """Strategies on the same questions: per task and over all tasks, accuracy with its 95% bootstrap
+    interval and the cost per question; then only the differences whose paired interval leaves out 0,
+    self-consistency at the k that costs what backtracking costs, and tokens per corrected answer."""
+    parts = ["## Strategies on the same questions"]
+    header = ["strategy", "n", "accuracy % [95% interval]", "invalid", "tokens/q", "calls/q", "s/q"]
+    for r in runs:
+        res = r["results"]
+        parts.append(f"`{r['path']}`, model `{res['config'].get('model')}`: {res['questions_complete']} question(s) "
+                     f"finished by every strategy ({res['questions_partial']} partly)")
+        for key, block in [*res["tasks"].items(), ("all", res["all"])]:
+            rows = [[name, b["n"], _accuracy(b), b["invalid"], b["mean_tokens"], b["mean_calls"], b["mean_seconds"]]
+                    for name, b in block.items()]
+            parts.append(f"### {'all tasks' if key == 'all' else key}\n\n" + md_table(header, rows)
+                         + "".join(f"\n\n{line}" for line in _compare_notes(res, key, block)))
+    return "\n\n".join(parts)
+
+
+def _accuracy(b: dict[str, Any]) -> str | None:
+    iv = b.get("accuracy_interval")
+    return None if b["accuracy"] is None else f"{b['accuracy']:.1f}" + (f" [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else "")
+
+
+def _compare_notes(res: dict[str, Any], key: str, block: dict[str, Any]) -> list[str]:
+    diffs = res.get("differences", {}).get(key) or {}
+    real = [f"{pair} {d['difference']:+.1f} [{d['interval'][0]:+.1f}, {d['interval'][1]:+.1f}]"
+            for pair, d in diffs.items() if d and d["real"]]
+    notes = ["Differences whose 95% paired interval leaves out 0: " + ("; ".join(real) if real else "none")
+             + f" (of {sum(1 for d in diffs.values() if d)} pairs)."] if diffs else []
+    curve = res.get("sc_curve", {}).get(key) or []
+    bt = block.get("backtrack")
+    point = matched_k(curve, bt["mean_tokens"]) if curve and bt and bt["n"] else None
+    if point:
+        iv = point["accuracy_interval"]
+        notes.append(f"At backtracking's cost ({bt['mean_tokens']:.0f} tokens/q): self-consistency k={point['k']} "
+                     f"{point['accuracy']:.1f} [{iv[0]:.1f}, {iv[1]:.1f}] at {point['mean_tokens']:.0f} tokens/q.")
+    per = res.get("tokens_per_corrected", {}).get(key) or {}
+    if per:
+        notes.append("Against cot: " + "; ".join(
+            f"{name} {t['net_corrected']:+d} right answer(s) for {t['extra_tokens']:+d} tokens"
+            + (f" ({t['tokens_per_corrected']:.0f} per corrected answer)" if t["tokens_per_corrected"] is not None else "")
+            for name, t in per.items()) + ".")
+    return notes
