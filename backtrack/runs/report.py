@@ -151,20 +151,19 @@ def render_generate(runs: Sequence[dict[str, Any]]) -> str:
     for r in runs:
         res = r["results"]
         blocks = {**res["tasks"], **({"overall": res["overall"]} if len(res["tasks"]) > 1 else {})}
-        for task, b in blocks.items():
-            stops = ", ".join(f"{k} {v}" for k, v in sorted(b["stop_reasons"].items()))
-            rows.append([r["path"].name, res.get("model"), task, b["traces"], b["accuracy"], b["correct"], b["wrong"],
-                         b["invalid"], stops, b["mean_steps"], b["tokens"]])
+        rows += [[r["path"].name, res.get("model"), task, *_generate_cells(b)] for task, b in blocks.items()]
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_model.setdefault(r["results"].get("model"), []).append(r["results"]["overall"])
     for model, blocks in by_model.items():  # one model's runs over several tasks (one run directory per task)
         if len(blocks) > 1:
-            b = _add_generate_blocks(blocks)
-            stops = ", ".join(f"{k} {v}" for k, v in sorted(b["stop_reasons"].items()))
-            rows.append(["all runs", model, "overall", b["traces"], b["accuracy"], b["correct"], b["wrong"], b["invalid"],
-                         stops, b["mean_steps"], b["tokens"]])
+            rows.append(["all runs", model, "overall", *_generate_cells(_add_generate_blocks(blocks))])
     return "## Generated traces\n\n" + md_table(header, rows)
+
+
+def _generate_cells(b: dict[str, Any]) -> list[Any]:
+    stops = ", ".join(f"{k} {v}" for k, v in sorted(b["stop_reasons"].items()))
+    return [b["traces"], b["accuracy"], b["correct"], b["wrong"], b["invalid"], stops, b["mean_steps"], b["tokens"]]
 
 
 def _add_generate_blocks(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
