@@ -1,4 +1,6 @@
-"""bbm report's Table 6: runs of one locator on different tasks fill one column group; overall adds counts."""
+"""bbm report: Table 6 (runs of one locator on different tasks fill one column group; overall adds counts),
+compare runs (a table per task, intervals) and generate runs (per model; two models paired)."""
+import json
 from pathlib import Path
 
 from backtrack.runs.report import combine_blocks, render_backtrack
@@ -71,19 +73,29 @@ def test_compare_section_per_task_with_intervals_and_only_real_differences(tiny_
     assert "At backtracking's cost" in text and "Against cot: self-consistency" in text
 
 
-def test_generate_section_adds_one_models_runs_over_tasks():
-    def gen_run(name, model, task, correct, wrong, invalid, stops, steps, tokens):
-        b = {"traces": correct + wrong + invalid, "correct": correct, "wrong": wrong, "invalid": invalid,
-             "accuracy": round(100 * correct / (correct + wrong + invalid), 2), "stop_reasons": stops,
-             "mean_steps": steps, "tokens": tokens}
-        return {"path": Path(name), "config": {"kind": "generate"},
-                "results": {"model": model, "tasks": {task: b}, "overall": b}}
+def test_generate_section_adds_one_models_runs_over_tasks_and_pairs_two_models(tmp_path):
+    """Rows per run, one added-up row per model over its runs, and two models (here raw and chat
+    formats) compared on the questions both answered, with a paired interval."""
+    from backtrack.runs.generate import results_from_records
+    from backtrack.runs.kinds import render_report
 
-    from backtrack.runs.report import render_generate
+    def gen_run(name, model, task, statuses, stops):
+        records = [{"task": task, "id": f"{task}-{i}", "answer_status": st, "steps": ["x"] * (i + 1),
+                    "generation": {"stop_reason": stop, "tokens": 10}} for i, (st, stop) in enumerate(zip(statuses, stops))]
+        path = tmp_path / name
+        path.mkdir()
+        (path / "config.json").write_text(json.dumps({"kind": "generate", "model": model, "seed": 0}))
+        (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (path / "results.json").write_text(json.dumps(results_from_records({"model": model, "seed": 0}, records)))
+        return path
 
-    runs = [gen_run("raw-a", "m", "a", 1, 2, 1, {"answer": 3, "loop": 1}, 4.0, 100),
-            gen_run("raw-b", "m", "b", 2, 0, 0, {"answer": 2}, 10.0, 50),
-            gen_run("chat-a", "m+chat", "a", 3, 1, 0, {"answer": 4}, 5.0, 80)]
-    text = render_generate(runs)
-    assert "| all runs | m | overall | 6 | 50.00 | 3 | 2 | 1 | answer 5, loop 1 | 6.00 | 150 |" in text
+    ok, bad, none = "correct", "wrong", "invalid"
+    runs = [gen_run("raw-a", "m", "a", [ok, bad, bad, none], ["answer", "answer", "answer", "loop"]),
+            gen_run("raw-b", "m", "b", [ok, ok], ["answer", "answer"]),
+            gen_run("chat-a", "m+chat", "a", [ok, ok, ok, bad], ["answer"] * 4)]
+    text = render_report(runs)
+    assert "| all runs | m | overall | 6 | 50.00 | 3 | 2 | 1 | answer 5, loop 1 | 2.17 | 60 |" in text
     assert "| chat-a | m+chat | a | 4 | 75.00 |" in text and "m+chat | overall" not in text
+    # paired over the 4 questions of task a: m 1 right, m+chat 3 right
+    assert "On the 4 questions of both: accuracy `m` − `m+chat` = -50.0 points" in text
+    assert "no answer 1 against 0." in text

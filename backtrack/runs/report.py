@@ -158,7 +158,32 @@ def render_generate(runs: Sequence[dict[str, Any]]) -> str:
     for model, blocks in by_model.items():  # one model's runs over several tasks (one run directory per task)
         if len(blocks) > 1:
             rows.append(["all runs", model, "overall", *_generate_cells(_add_generate_blocks(blocks))])
-    return "## Generated traces\n\n" + md_table(header, rows)
+    paired = _paired_models(runs) if len(by_model) == 2 else ""
+    return "## Generated traces\n\n" + md_table(header, rows) + paired
+
+
+def _paired_models(runs: Sequence[dict[str, Any]]) -> str:
+    """Two models (or prompt formats) on the same questions: the accuracy difference with its paired 95%
+    bootstrap interval over the questions both answered, and the traces each left without an answer."""
+    from bigbench_mistake.bootstrap import difference_interval
+
+    status: dict[str, dict[tuple[str, str], str]] = {}
+    for r in runs:
+        mine = status.setdefault(r["results"].get("model"), {})
+        with open(Path(r["path"]) / "samples.jsonl", encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    mine[(rec["task"], rec["id"])] = rec["answer_status"]
+    (a, sa), (b, sb) = status.items()
+    shared = sorted(set(sa) & set(sb))
+    if not shared:
+        return ""
+    d = difference_interval([sa[k] == "correct" for k in shared], [sb[k] == "correct" for k in shared])
+    lo, hi = d["interval"]
+    return (f"\n\nOn the {len(shared)} questions of both: accuracy `{a}` − `{b}` = {d['difference']:+.1f} points, "
+            f"95% paired bootstrap interval [{lo:+.1f}, {hi:+.1f}]{' (real)' if d['real'] else ' (includes 0)'}; "
+            f"no answer {sum(sa[k] == 'invalid' for k in shared)} against {sum(sb[k] == 'invalid' for k in shared)}.")
 
 
 def _generate_cells(b: dict[str, Any]) -> list[Any]:
