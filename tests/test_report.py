@@ -99,3 +99,24 @@ def test_generate_section_adds_one_models_runs_over_tasks_and_pairs_two_models(t
     # paired over the 4 questions of task a: m 1 right, m+chat 3 right
     assert "On the 4 questions of both: accuracy `m` − `m+chat` = -50.0 points" in text
     assert "no answer 1 against 0." in text
+
+
+def test_find_section_puts_finders_side_by_side_with_the_baselines(tiny_generator, tmp_path):
+    """Two real finder runs (tiny model) on the same traces: one column each, per task and overall, with
+    the cells computed from each run's own scores, and the baselines of those traces."""
+    from backtrack.runs.find import run_find
+    from backtrack.runs.kinds import render_report
+    from bigbench_mistake.dataset import load_task
+    from reward_model.prompt_finders import FinderConfig
+
+    traces = [t.replace(steps=t.steps[:3], mistake_index=t.mistake_index if (t.mistake_index or 0) < 3 else None)
+              for t in load_task("word_sorting")[:2] + load_task("dyck_languages")[:2]]  # 3 steps: a few calls
+    a = run_find(traces, FinderConfig("direct-trace", "logprob"), tiny_generator, tmp_path / "trace")
+    run_find(traces, FinderConfig("direct-step", "logprob"), tiny_generator, tmp_path / "step")
+    text = render_report([tmp_path / "trace", tmp_path / "step"])
+    assert "| task | n | [1] direct-trace | [2] direct-step | majority index | random (expected) |" in text
+    o = a["scores"]["overall"]
+    mis = "–" if o["accuracy_mistake"] is None else f"{o['accuracy_mistake']:.1f}"
+    clean = "–" if o["accuracy_no_mistake"] is None else f"{o['accuracy_no_mistake']:.1f}"
+    assert f"| overall | 4 | {o['accuracy_overall']:.1f} ({mis} / {clean}) |" in text
+    assert "| word_sorting | 2 |" in text and "| dyck_languages | 2 |" in text and "52.87" in text

@@ -36,7 +36,7 @@ KINDS: dict[str, RunKind] = {k.name: k for k in (
             simulate.plot_run_dir),
     RunKind("compare", compare.results_from_records, report.render_compare, render.render_compare,
             compare.plot_run_dir),
-    RunKind("find", find.results_from_records, report.render_generic, render.render_find),
+    RunKind("find", find.results_from_records, report.render_find, render.render_find),
 )}
 
 

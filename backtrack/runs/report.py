@@ -246,3 +246,38 @@ def _compare_notes(res: dict[str, Any], key: str, block: dict[str, Any]) -> list
             + (f" ({t['tokens_per_corrected']:.0f} per corrected answer)" if t["tokens_per_corrected"] is not None else "")
             for name, t in per.items()) + ".")
     return notes
+
+
+def render_find(runs: Sequence[dict[str, Any]]) -> str:
+    """The Table 4 analogue: each finder run a column (accuracy of the exact first-mistake step over all
+    traces, then on traces with a mistake / without), per task and overall, next to the baselines of
+    the first run's traces and the paper's GPT-4 figure."""
+    from bigbench_mistake.metrics import PAPER_TABLE4_GPT4_OVERALL
+
+    def cell(b: dict[str, Any] | None) -> str | None:
+        if not b or b.get("accuracy_overall") is None:
+            return None
+        return f"{b['accuracy_overall']:.1f} ({_pct(b.get('accuracy_mistake'))} / {_pct(b.get('accuracy_no_mistake'))})"
+
+    base = runs[0]["results"]["baselines"]
+    tasks = list(dict.fromkeys(t for r in runs for t in r["results"]["scores"]["tasks"]))
+    header = ["task", "n", *(f"[{i + 1}] {r['results']['method']}" for i, r in enumerate(runs)),
+              "majority index", "random (expected)"]
+    rows = []
+    for task in [*tasks, "overall"]:
+        def pick(scores: dict[str, Any]) -> dict[str, Any] | None:
+            return scores["overall"] if task == "overall" else scores["tasks"].get(task)
+
+        first = pick(runs[0]["results"]["scores"])
+        rows.append([task, first["n"] if first else None, *(cell(pick(r["results"]["scores"])) for r in runs),
+                     cell(pick(base["majority_index"])), cell(pick(base["random_uniform_expected"]))])
+    legend = "\n".join(f"- [{i + 1}] `{r['path']}`: {r['results']['method']} ({r['results']['mode']} mode), model "
+                       f"`{r['results']['model']}`, {r['results']['calls']} calls, {r['results']['tokens']} tokens, "
+                       f"{r['results']['unparsed']} unparsed answer(s)" for i, r in enumerate(runs))
+    return ("## Finding the first mistake by prompting (Table 4 analogue)\n\n" + legend + "\n\n" + md_table(header, rows)
+            + "\n\nEach cell: accuracy % over all traces (on traces with a mistake / without one); baselines on the "
+              f"traces of [1]. The paper's GPT-4: {PAPER_TABLE4_GPT4_OVERALL} overall (Table 4).")
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
