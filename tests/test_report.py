@@ -84,9 +84,10 @@ def test_generate_section_adds_one_models_runs_over_tasks_and_pairs_two_models(t
                     "generation": {"stop_reason": stop, "tokens": 10}} for i, (st, stop) in enumerate(zip(statuses, stops))]
         path = tmp_path / name
         path.mkdir()
-        (path / "config.json").write_text(json.dumps({"kind": "generate", "model": model, "seed": 0}))
-        (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        (path / "results.json").write_text(json.dumps(results_from_records({"model": model, "seed": 0}, records)))
+        (path / "config.json").write_text(json.dumps({"kind": "generate", "model": model, "seed": 0}), encoding="utf-8")
+        (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        (path / "results.json").write_text(json.dumps(results_from_records({"model": model, "seed": 0}, records)),
+                                           encoding="utf-8")
         return path
 
     ok, bad, none = "correct", "wrong", "invalid"
