@@ -265,18 +265,20 @@ def render_find(runs: Sequence[dict[str, Any]]) -> str:
               "majority index", "random (expected)"]
     rows = []
     for task in [*tasks, "overall"]:
-        def pick(scores: dict[str, Any]) -> dict[str, Any] | None:
-            return scores["overall"] if task == "overall" else scores["tasks"].get(task)
-
-        first = pick(runs[0]["results"]["scores"])
-        rows.append([task, first["n"] if first else None, *(cell(pick(r["results"]["scores"])) for r in runs),
-                     cell(pick(base["majority_index"])), cell(pick(base["random_uniform_expected"]))])
+        first = _task_block(runs[0]["results"]["scores"], task)
+        rows.append([task, first["n"] if first else None, *(cell(_task_block(r["results"]["scores"], task)) for r in runs),
+                     cell(_task_block(base["majority_index"], task)),
+                     cell(_task_block(base["random_uniform_expected"], task))])
     legend = "\n".join(f"- [{i + 1}] `{r['path']}`: {r['results']['method']} ({r['results']['mode']} mode), model "
                        f"`{r['results']['model']}`, {r['results']['calls']} calls, {r['results']['tokens']} tokens, "
                        f"{r['results']['unparsed']} unparsed answer(s)" for i, r in enumerate(runs))
     return ("## Finding the first mistake by prompting (Table 4 analogue)\n\n" + legend + "\n\n" + md_table(header, rows)
             + "\n\nEach cell: accuracy % over all traces (on traces with a mistake / without one); baselines on the "
               f"traces of [1]. The paper's GPT-4: {PAPER_TABLE4_GPT4_OVERALL} overall (Table 4).")
+
+
+def _task_block(scores: dict[str, Any], task: str) -> dict[str, Any] | None:
+    return scores["overall"] if task == "overall" else scores["tasks"].get(task)
 
 
 def _pct(v: float | None) -> str:

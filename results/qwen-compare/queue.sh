@@ -3,9 +3,9 @@
 # per task, every strategy on the same questions; fresh questions for the three tasks whose questions
 # can be generated exactly; the paper's three prompt-based finders on 20 traces per task. One run
 # directory for the dataset's questions, one for the fresh ones, one per finder; every bbm run
-# resumes where it stopped, so rerunning this script finishes what an earlier session left. On 2 cores a compare run costs ~4-5 minutes a question (cot, 8 self-consistency
-# traces, least-to-most, backtracking): about 10 hours for the 150 dataset questions. Usage, from the
-# repository root:
+# resumes where it stopped, so rerunning this script finishes what an earlier session left. On 2
+# cores a compare run costs ~4-5 minutes a question (cot, 8 self-consistency traces, least-to-most,
+# backtracking): about 10 hours for the 150 dataset questions. Usage, from the repository root:
 #   OUT=results/qwen-compare bash results/qwen-compare/queue.sh
 set -u
 BBM=${BBM:-bbm}
