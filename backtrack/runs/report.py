@@ -144,38 +144,36 @@ def render_generic(runs: Sequence[dict[str, Any]]) -> str:
 
 
 def render_generate(runs: Sequence[dict[str, Any]]) -> str:
-    """Generated traces, one row per run and task (a model name ending in +chat: --prompt-format chat)."""
+    """Generated traces, one row per run and task (a model name ending in +chat: --prompt-format chat);
+    a model's runs over several tasks added up from their records; two models paired."""
+    from backtrack.runs.generate import summarise
+    from backtrack.runs.rundir import RunDir
+
     header = ["run", "model", "task", "traces", "accuracy %", "right", "wrong", "no answer", "stop reasons",
               "mean steps", "tokens"]
     rows = []
+    by_model: dict[str, list[dict[str, Any]]] = {}  # model -> the records of its runs
     for r in runs:
         res = r["results"]
         blocks = {**res["tasks"], **({"overall": res["overall"]} if len(res["tasks"]) > 1 else {})}
         rows += [[r["path"].name, res.get("model"), task, *_generate_cells(b)] for task, b in blocks.items()]
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for r in runs:
-        by_model.setdefault(r["results"].get("model"), []).append(r["results"]["overall"])
-    for model, blocks in by_model.items():  # one model's runs over several tasks (one run directory per task)
-        if len(blocks) > 1:
-            rows.append(["all runs", model, "overall", *_generate_cells(_add_generate_blocks(blocks))])
-    paired = _paired_models(runs) if len(by_model) == 2 else ""
+        by_model.setdefault(res.get("model"), []).append(list(RunDir(r["path"], r["config"]).records()))
+    for model, record_lists in by_model.items():  # one model's runs over several tasks (one run directory per task)
+        if len(record_lists) > 1:
+            rows.append(["all runs", model, "overall",
+                         *_generate_cells(summarise([x for rs in record_lists for x in rs])["overall"])])
+    paired = _paired_models({m: [x for rs in lists for x in rs] for m, lists in by_model.items()}) \
+        if len(by_model) == 2 else ""
     return "## Generated traces\n\n" + md_table(header, rows) + paired
 
 
-def _paired_models(runs: Sequence[dict[str, Any]]) -> str:
+def _paired_models(records: dict[str, list[dict[str, Any]]]) -> str:
     """Two models (or prompt formats) on the same questions: the accuracy difference with its paired 95%
     bootstrap interval over the questions both answered, and the traces each left without an answer."""
     from bigbench_mistake.bootstrap import difference_interval
 
-    status: dict[str, dict[tuple[str, str], str]] = {}
-    for r in runs:
-        mine = status.setdefault(r["results"].get("model"), {})
-        with open(Path(r["path"]) / "samples.jsonl", encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    rec = json.loads(line)
-                    mine[(rec["task"], rec["id"])] = rec["answer_status"]
-    (a, sa), (b, sb) = status.items()
+    (a, ra), (b, rb) = records.items()
+    sa, sb = ({(x["task"], x["id"]): x["answer_status"] for x in rs} for rs in (ra, rb))
     shared = sorted(set(sa) & set(sb))
     if not shared:
         return ""
@@ -189,18 +187,6 @@ def _paired_models(runs: Sequence[dict[str, Any]]) -> str:
 def _generate_cells(b: dict[str, Any]) -> list[Any]:
     stops = ", ".join(f"{k} {v}" for k, v in sorted(b["stop_reasons"].items()))
     return [b["traces"], b["accuracy"], b["correct"], b["wrong"], b["invalid"], stops, b["mean_steps"], b["tokens"]]
-
-
-def _add_generate_blocks(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    n = sum(b["traces"] for b in blocks)
-    out: dict[str, Any] = {k: sum(b[k] for b in blocks) for k in ("traces", "correct", "wrong", "invalid", "tokens")}
-    out["stop_reasons"] = {}
-    for b in blocks:
-        for k, v in b["stop_reasons"].items():
-            out["stop_reasons"][k] = out["stop_reasons"].get(k, 0) + v
-    out["accuracy"] = round(100 * out["correct"] / n, 2) if n else None
-    out["mean_steps"] = round(sum(b["mean_steps"] * b["traces"] for b in blocks) / n, 2) if n else None
-    return out
 
 
 def render_compare(runs: Sequence[dict[str, Any]]) -> str:
