@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The strategy comparison of issue 15 on Qwen2.5-Coder-1.5B-Instruct (llama.cpp, 2 threads): 30 questions
-# per task, every strategy on the same questions; fresh questions for the three tasks whose questions
+# per task, every strategy on the same questions; 20 fresh questions for each of the three tasks whose questions
 # can be generated exactly; the paper's three prompt-based finders on 20 traces per task. One run
 # directory for the dataset's questions, one for the fresh ones, one per finder; every bbm run
 # resumes where it stopped, so rerunning this script finishes what an earlier session left. On 2
@@ -21,12 +21,15 @@ mkdir -p "$OUT"
 # one run over the five tasks: it goes question by question, taking the tasks in turn, so a run
 # stopped early (a session ends) still compares every strategy on the same questions of every task
 run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $COMMON
+# the finders that cost least first (direct: one short answer a trace or a step), then the fresh
+# questions, then the CoT step-level finder (a reasoning generation per step: the costliest)
+for m in direct-trace direct-step; do
+  run find-$m $BBM find --method $m --mode generate --limit 20 $MODEL
+done
 for t in $FRESH_TASKS; do
-  [ -f "$OUT/fresh-$t.jsonl" ] || $BBM data fresh --task $t --n 30 --seed 0 --out "$OUT/fresh-$t.jsonl"
+  [ -f "$OUT/fresh-$t.jsonl" ] || $BBM data fresh --task $t --n 20 --seed 0 --out "$OUT/fresh-$t.jsonl"
 done
 [ -f "$OUT/fresh.jsonl" ] || for t in $FRESH_TASKS; do cat "$OUT/fresh-$t.jsonl"; done > "$OUT/fresh.jsonl"
 run compare-fresh $BBM compare --questions "$OUT/fresh.jsonl" --strategies $STRATEGIES --sc-samples 8 \
   --sc-temperature 0.7 $BACKTRACK $COMMON
-for m in direct-trace direct-step cot-step; do
-  run find-$m $BBM find --method $m --mode generate --limit 20 $MODEL
-done
+run find-cot-step $BBM find --method cot-step --mode generate --limit 20 $MODEL
