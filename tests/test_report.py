@@ -73,6 +73,34 @@ def test_compare_section_per_task_with_intervals_and_only_real_differences(tiny_
     assert "At backtracking's cost" in text and "Against cot: self-consistency" in text
 
 
+def test_an_unfinished_run_is_reported_from_its_finished_records_and_left_untouched(tiny_generator, tmp_path):
+    """A run still going (no results.json, a last line being written): bbm report and compare
+    --summary-only count its finished records and write no results.json (that file marks a finished run)."""
+    import pytest
+
+    from backtrack.methods.strategies import Item, StrategyConfig
+    from backtrack.runs.compare import run_compare, summarise_run_dir
+    from backtrack.runs.kinds import render_report
+
+    items = [Item("multistep_arithmetic", "q0", "(1 + 2) =", "3"), Item("multistep_arithmetic", "q1", "(2 + 2) =", "4")]
+    run_dir = tmp_path / "cmp"
+    finished = run_compare(items[:1], ["cot", "self-consistency"], StrategyConfig(sc_samples=2, max_steps=3,
+                           max_step_tokens=8), tiny_generator, run_dir)
+    (run_dir / "results.json").unlink()
+    with open(run_dir / "samples.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"key": "cot::q1", "strat')  # a record being written
+    before = (run_dir / "samples.jsonl").read_bytes()
+    text = render_report([run_dir])
+    assert f"`{run_dir}`: not finished, 2 records so far" in text and "1 question(s) finished by every strategy" in text
+    assert summarise_run_dir(run_dir)["all"] == finished["all"]
+    assert not (run_dir / "results.json").exists() and (run_dir / "samples.jsonl").read_bytes() == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text((run_dir / "config.json").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ValueError, match="no finished record yet"):
+        render_report([empty])
+
+
 def test_generate_section_adds_one_models_runs_over_tasks_and_pairs_two_models(tmp_path):
     """Rows per run, one added-up row per model over its runs, and two models (here raw and chat
     formats) compared on the questions both answered, with a paired interval."""

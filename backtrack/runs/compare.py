@@ -25,7 +25,7 @@ from backtrack.lm.generator import LM
 from backtrack.runs.compute import sc_curve, tokens_per_corrected
 from backtrack.runs.executor import Work, execute
 from bigbench_mistake.bootstrap import accuracy_interval, difference_interval
-from backtrack.runs.rundir import CONFIG, RESULTS, SAMPLES, read_run_file, write_json
+from backtrack.runs.rundir import CONFIG, finished_records, read_run_file
 from backtrack.lm.wrappers import CachingLM, CountingLM
 from backtrack.methods.strategies import NEEDS_LOCATOR, Item, StrategyConfig, get_strategy
 
@@ -102,22 +102,16 @@ def plot_run_dir(results: dict[str, Any], run_dir) -> str | None:
 
 def summarise_run_dir(out: str | Path) -> dict[str, Any]:
     """The table of what a compare run directory holds so far, without running anything. Safe on a
-    run still going: samples.jsonl is only read (a last line still being written is left out)."""
+    run still going: samples.jsonl is only read (a last line still being written is left out), and
+    results.json is not written (it marks a finished run); only the plot is drawn again."""
     path = Path(out)
     if not (path / CONFIG).is_file():
         raise FileNotFoundError(f"{path / CONFIG}: no such file (not a bbm compare run directory)")
     config = read_run_file(path / CONFIG)
     if config.get("command") != "compare":
         raise ValueError(f"{out} is not a bbm compare run directory")
-    records, partial = [], 0
-    if (path / SAMPLES).exists():
-        for line in (path / SAMPLES).read_text(encoding="utf-8").splitlines(keepends=True):
-            if line.endswith("\n") and line.strip():
-                records.append(json.loads(line))
-            elif line.strip():
-                partial += 1
+    records, partial = finished_records(path)
     summary = results_from_records(config, records)
-    write_json(path / RESULTS, summary, ensure_ascii=False)
     return {**summary, "run_dir": str(path), "dropped_partial_lines": partial, "plot": plot_run_dir(summary, path)}
 
 

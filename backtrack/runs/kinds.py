@@ -68,11 +68,33 @@ def merge(out: Path, run_dirs: Sequence[Path]) -> dict[str, Any]:
     return merge_runs(out, run_dirs, spec.results, spec.plot)
 
 
+def load_for_report(path: Path) -> dict[str, Any]:
+    """A run directory for bbm report. A finished one is read as it is; one still going (or stopped
+    before its end: no results.json) is summarised from its finished records by its kind's own
+    results function, in memory -- nothing is written into it, so the run's own end is untouched."""
+    from backtrack.runs.rundir import CONFIG, RESULTS, finished_records, read_run_file
+
+    path = Path(path)
+    if (path / RESULTS).is_file() or not (path / CONFIG).is_file():
+        return report.load_run(path)
+    config = read_run_file(path / CONFIG)
+    if config.get("kind") not in KINDS:
+        return report.load_run(path)  # an older run without a registered kind: needs its results.json
+    records, _ = finished_records(path)
+    if not records:
+        raise ValueError(f"{path}: no finished record yet (and no results.json); nothing to report")
+    return {"path": path, "config": config, "results": get_kind(config["kind"]).results(config, records),
+            "in_progress": len(records)}
+
+
 def render_report(paths: Sequence[Path]) -> str:
     """bbm report: run directories as Markdown, runs of one kind side by side."""
-    runs = [report.load_run(p) for p in paths]
+    runs = [load_for_report(p) for p in paths]
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_kind.setdefault(r["config"].get("kind", "run"), []).append(r)
     sections = [(KINDS[kind].report if kind in KINDS else report.render_generic)(rs) for kind, rs in by_kind.items()]
-    return "# bbm report\n\n" + "\n\n".join(sections) + "\n"
+    unfinished = [f"- `{r['path']}`: not finished, {r['in_progress']} records so far; its tables count those."
+                  for r in runs if "in_progress" in r]
+    head = "# bbm report\n\n" + ("\n".join(unfinished) + "\n\n" if unfinished else "")
+    return head + "\n\n".join(sections) + "\n"

@@ -72,6 +72,29 @@ def write_json(path: str | Path, obj: Any, **dump: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, **dump) + "\n")
 
 
+def finished_records(path: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """The records of a run directory's samples.jsonl that are complete, read without writing
+    anything, so it is safe on a run still going: a last line without its newline (being written)
+    is left out and counted. Returns (records, lines left out); a damaged line before the last is
+    an error naming the file and line."""
+    p = Path(path) / SAMPLES
+    if not p.exists():
+        return [], 0
+    records, partial = [], 0
+    lines = p.read_text(encoding="utf-8").splitlines(keepends=True)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if not line.endswith("\n") and number == len(lines):
+            partial += 1
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise RunDirError(f"{p}:{number}: not valid JSON ({e.msg})") from None
+    return records, partial
+
+
 class RunDir:
     def __init__(self, path: str | Path, config: dict[str, Any], key_field: str = "key"):
         self.path = Path(path)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Table 6 on Qwen2.5-Coder-1.5B-Instruct (llama.cpp, 2 threads), 20 traces per task, one run directory
-# per locator and task, in the order they are worth having (the Figure 2 sweep, the costliest, last). Every bbm run resumes where it stopped,
+# per locator and task, in the order they are worth having. Every bbm run resumes where it stopped,
 # so rerunning this script finishes what an earlier session left. Usage, from the repository root:
 #   OUT=results/qwen-table6 bash results/qwen-table6/queue.sh
 set -u
