@@ -4,8 +4,8 @@
 # can be generated exactly; the paper's three prompt-based finders on 20 traces per task. One run
 # directory for the dataset's questions, one for the fresh ones, one per finder; every bbm run
 # resumes where it stopped, so rerunning this script finishes what an earlier session left. On 2
-# cores a compare run costs ~4-5 minutes a question (cot, 8 self-consistency traces, least-to-most,
-# backtracking): about 10 hours for the 150 dataset questions. Usage, from the repository root:
+# cores (Sapphire Rapids) a compare question costs 2 (dyck) to 14 (word sorting) minutes, ~6.7 on
+# average (cot, 8 self-consistency traces, least-to-most, backtracking): ~17 hours for the 150. Usage, from the repository root:
 #   OUT=results/qwen-compare bash results/qwen-compare/queue.sh
 set -u
 BBM=${BBM:-bbm}
@@ -18,14 +18,15 @@ BACKTRACK="--selection verifier --accept verified"
 FRESH_TASKS="multistep_arithmetic dyck_languages word_sorting"
 . "$(dirname "$0")/../run.sh"  # run NAME COMMAND...: one resumable run directory
 mkdir -p "$OUT"
-# one run over the five tasks: it goes question by question, taking the tasks in turn, so a run
-# stopped early (a session ends) still compares every strategy on the same questions of every task
-run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $COMMON
-# the finders that cost least first (direct: one short answer a trace or a step), then the fresh
-# questions, then the CoT step-level finder (a reasoning generation per step: the costliest)
+# the finders that cost least first (direct: one short answer a trace or a step; tens of minutes
+# against the compare run's ~16 hours), so the Table 4 analogue does not wait for the comparison
 for m in direct-trace direct-step; do
   run find-$m $BBM find --method $m --mode generate --limit 20 $MODEL
 done
+# one run over the five tasks: it goes question by question, taking the tasks in turn, so a run
+# stopped early (a session ends) still compares every strategy on the same questions of every task
+run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $COMMON
+# then the fresh questions, then the CoT step-level finder (a reasoning generation per step: the costliest)
 for t in $FRESH_TASKS; do
   [ -f "$OUT/fresh-$t.jsonl" ] || $BBM data fresh --task $t --n 20 --seed 0 --out "$OUT/fresh-$t.jsonl"
 done
