@@ -152,13 +152,15 @@ def rm_eval_cli(protocol: str = typer.Option("cv", "--protocol", help="cv (puzzl
                 ablation: bool = typer.Option(False, "--ablation", help="cv with each feature group left out in turn."),
                 extra: Optional[List[Path]] = typer.Option(None, "--extra-traces", help="Also train every split on "
                                                            "these labelled traces of any task (never tested; repeatable)."),
+                predictions_out: Optional[Path] = typer.Option(None, "--predictions-out", help="Also write each "
+                                                               "trace's out-of-split prediction (JSONL for bbm data score)."),
                 tasks: Optional[List[str]] = TasksOpt, data_dir: Optional[Path] = DataDir, as_json: bool = JsonOut) -> None:
     """Evaluate the CPU classifier out of split, next to the checks alone, the baselines and the paper."""
     from reward_model.commands import eval_report, train_config
     from reward_model.render import render_rm_eval
 
     emit(guarded(lambda: eval_report(protocol, train_config(features, seed, drop or ()), folds, data_dir, tasks, ablation,
-                                     extra or ())),
+                                     extra or (), predictions_out)),
          as_json, render_rm_eval)
 
 

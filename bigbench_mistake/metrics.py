@@ -113,8 +113,8 @@ def baselines(traces: Sequence[Trace]) -> dict[str, Any]:
     }
 
 
-# The paper's Table 4 (accuracy of finding the first mistake, direct trace-level prompting, %),
-# for context in reports. Source: Tyen et al. 2023, arXiv 2311.08516.
+# The paper's Table 4 (accuracy of finding the first mistake, %): GPT-4's overall figure, for context in
+# reports (issue 15 cites it as direct step-level prompting). Source: Tyen et al. 2023, arXiv 2311.08516.
 PAPER_TABLE4_GPT4_OVERALL = 52.87
 # Table 7: a small fine-tuned model evaluated on a held-out task (leave-one-task-out), mean 25.1.
 PAPER_TABLE7_HELD_OUT_MEAN = 25.1

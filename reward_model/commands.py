@@ -60,19 +60,34 @@ def train_transformer_to_dir(out: str | Path, base: str, epochs: int = 1, device
 
 def eval_report(protocol: str, config: TrainConfig, folds: int = 5, data_dir: str | Path | None = None,
                 tasks: Sequence[str] | None = None, ablation: bool = False,
-                extra_traces: Sequence[str | Path] = ()) -> dict[str, Any]:
+                extra_traces: Sequence[str | Path] = (), predictions_out: Path | None = None) -> dict[str, Any]:
+    """bbm rm eval. `predictions_out`: also write each trace's out-of-split prediction as JSONL (id, task,
+    predicted_mistake_index), which `bbm data score` reads -- so the trained locator can be scored on
+    exactly the traces another locator or finder saw, never on traces it was trained on."""
+    from bigbench_mistake.commands import output_file
     from bigbench_mistake.dataset import load_all, load_file
 
     from . import evaluation
 
-    if ablation and (protocol != "cv" or extra_traces):
-        raise ValueError("--ablation runs with --protocol cv and no --extra-traces")
+    if ablation and (protocol != "cv" or extra_traces or predictions_out):
+        raise ValueError("--ablation runs with --protocol cv, no --extra-traces and no --predictions-out")
+    if predictions_out is not None:
+        output_file(predictions_out)
     extra = [t for p in extra_traces for t in load_file(p)]  # read (and checked) before any training
     traces = load_all(data_dir, tasks)
     if ablation:
         return evaluation.ablation(traces, config, folds)
     report = evaluation.evaluate(traces, protocol, config, folds, extra=extra)
-    report.pop("predictions")
+    preds = report.pop("predictions")
+    if predictions_out is not None:
+        import json
+
+        from backtrack.lm.cache_files import write_text_atomic
+
+        Path(predictions_out).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(predictions_out, "".join(
+            json.dumps({"id": t.id, "task": t.task, "predicted_mistake_index": preds[t.id]}) + "\n" for t in traces))
+        report["predictions_file"] = str(predictions_out)
     return report
 
 

@@ -30,6 +30,8 @@ def render_rm_eval(r: dict) -> str:
     extra = f", + {r['n_extra_training_traces']} extra training traces" if r.get("n_extra_training_traces") else ""
     head = f"protocol {r['protocol']}, {r['feature_set']}{extra}, {r['seconds']} s; mean over tasks (trained): " \
            f"{r['scores']['mean_task_accuracy_overall']}\nreference: {r['reference']}\n"
+    if r.get("predictions_file"):
+        head += f"out-of-split predictions written to {r['predictions_file']} (score them: bbm data score FILE)\n"
     return head + table(rows, ["locator", "task", "acc mistake %", "acc no-mistake %", "acc overall %", "weighted F1"])
 
 

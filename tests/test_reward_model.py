@@ -263,3 +263,27 @@ def test_default_trained_model_is_cached(tmp_path, traces):
     assert folders() == made
     some = traces[::50]
     assert first.scores(some) == second.scores(some)
+
+
+def test_eval_writes_out_of_split_predictions_that_data_score_reproduces(tmp_path):
+    """--predictions-out: one line per evaluated trace, and `bbm data score` on the file gives the
+    evaluation's own accuracy (the file is what a Table 4 comparison on a subset of traces reads)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["rm", "eval", "--task", "multistep_arithmetic", "--folds", "2",
+                            "--predictions-out", str(tmp_path), "--json"])
+    assert r.exit_code == 1 and "is a folder" in r.output  # refused before any training
+    out = tmp_path / "preds.jsonl"
+    r = runner.invoke(app, ["rm", "eval", "--task", "multistep_arithmetic", "--folds", "2",
+                            "--predictions-out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["id"] for x in rows] == [t.id for t in load_task("multistep_arithmetic")]
+    assert {x["task"] for x in rows} == {"multistep_arithmetic"} and "predictions" not in report
+    r = runner.invoke(app, ["data", "score", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["scores"]["overall"]["accuracy_overall"] == report["scores"]["overall"]["accuracy_overall"]
