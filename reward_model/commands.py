@@ -80,8 +80,6 @@ def eval_report(protocol: str, config: TrainConfig, folds: int = 5, data_dir: st
     report = evaluation.evaluate(traces, protocol, config, folds, extra=extra)
     preds = report.pop("predictions")
     if predictions_out is not None:
-        import json
-
         from backtrack.lm.cache_files import write_text_atomic
 
         Path(predictions_out).parent.mkdir(parents=True, exist_ok=True)
