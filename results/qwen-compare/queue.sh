@@ -19,7 +19,7 @@ FRESH_TASKS="multistep_arithmetic dyck_languages word_sorting"
 . "$(dirname "$0")/../run.sh"  # run NAME COMMAND...: one resumable run directory
 mkdir -p "$OUT"
 # the finders that cost least first (direct: one short answer a trace or a step; tens of minutes
-# against the compare run's ~16 hours), so the Table 4 analogue does not wait for the comparison
+# against the compare run's ~17 hours), so the Table 4 analogue does not wait for the comparison
 for m in direct-trace direct-step; do
   run find-$m $BBM find --method $m --mode generate --limit 20 $MODEL
 done
