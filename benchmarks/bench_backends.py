@@ -80,6 +80,31 @@ def disk_reuse(path: str, threads: int, spec, qs, invariant: bool) -> float:
     return seconds
 
 
+def greedy_trace(gen, spec, question: str, n_steps: int, max_tokens: int) -> tuple[list[str], int, float]:
+    """bbm's greedy steps of one trace, one stream, step by step: (steps, tokens, tokens/s)."""
+    from backtrack.lm.generator import StepRequest
+
+    steps, tokens, seconds = [], 0, 0.0
+    for _ in range(n_steps):
+        t0 = time.perf_counter()
+        [[s]] = gen.generate_steps([StepRequest(spec.prompt(question, steps), max_tokens=max_tokens)])
+        seconds += time.perf_counter() - t0
+        tokens += s.n_tokens
+        steps.append(s.text)
+    return steps, tokens, round(tokens / seconds, 2)
+
+
+def eight_samples(gen, prompt: str, max_tokens: int) -> tuple[list, float]:
+    """8 samples of one step at T=1 from a cached prompt (as a backtracking step's prompt is), in one
+    request: (samples, aggregate tokens/s)."""
+    from backtrack.lm.generator import StepRequest
+
+    gen.generate_steps([StepRequest(prompt, max_tokens=1)])
+    t0 = time.perf_counter()
+    samples = gen.raw_samples([prompt], [8], 1.0, [0], [0], max_tokens)[0]
+    return samples, round(sum(len(s.token_ids) for s in samples) / (time.perf_counter() - t0), 2)
+
+
 def bench_model(name: str, threads: int, cache_dir: str, invariant: bool, max_tokens: int = 64,
                 trace_steps: int = 5) -> dict:
     from backtrack.lm.backends import LlamaOptions, load_llama
@@ -121,22 +146,11 @@ def bench_model(name: str, threads: int, cache_dir: str, invariant: bool, max_to
     gen.generate_steps([StepRequest(spec.prompt(qs[1].input), max_tokens=1)])
     out["reuse_second_question_s"] = round(time.perf_counter() - t0, 2)
 
-    steps, tokens, seconds = [], 0, 0.0
-    for _ in range(trace_steps):
-        t0 = time.perf_counter()
-        [[s]] = gen.generate_steps([StepRequest(spec.prompt(qs[0].input, steps), max_tokens=max_tokens)])
-        seconds += time.perf_counter() - t0
-        tokens += s.n_tokens
-        steps.append(s.text)
-    out["bbm_greedy_tok_s"] = round(tokens / seconds, 2)
+    steps, tokens, out["bbm_greedy_tok_s"] = greedy_trace(gen, spec, qs[0].input, trace_steps, max_tokens)
     out["bbm_greedy_tokens"] = tokens
 
     prompt = spec.prompt(qs[0].input, steps[:2])
-    gen.generate_steps([StepRequest(prompt, max_tokens=1)])  # cached, as a backtracking step's prompt is
-    t0 = time.perf_counter()
-    samples = gen.raw_samples([prompt], [8], 1.0, [0], [0], max_tokens)[0]
-    dt = time.perf_counter() - t0
-    out["bbm_8_samples_tok_s"] = round(sum(len(s.token_ids) for s in samples) / dt, 2)
+    samples, out["bbm_8_samples_tok_s"] = eight_samples(gen, prompt, max_tokens)
     ptoks = gen.tokenize(prompt)
     out["exact_sample_vs_forward_max_abs"] = max(
         abs(sum(s.token_logprobs) - sum(gen.token_logprobs(ptoks, list(s.token_ids)))) for s in samples)

@@ -173,3 +173,25 @@ def test_a_shared_prefix_is_kept_on_disk_and_a_later_run_loads_it(gguf, tmp_path
     greedy(damaged, [new_question], 4)
     assert damaged.prompt_tokens_restored == 0 and damaged.prompt_tokens_evaluated > 1500
     damaged.close()
+
+
+AVX512_INFO = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX_VNNI = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | "
+               "AVX512 = 1 | AVX512_VBMI = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | LLAMAFILE = 1 | OPENMP = 1 | "
+               "REPACK = 1 |")
+
+
+def test_another_build_is_another_model_and_never_loads_this_builds_prefixes(gguf, tmp_path, monkeypatch):
+    import llama_cpp
+
+    store = tmp_path / "prefixes"
+    this = make(gguf, prefix_dir=str(store))
+    greedy(this, PROMPTS[:2], 4)  # the second question saves the few-shot prompt
+    this.close()
+    # the same file and version, compiled for AVX-512: its kernels give other greedy paths
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: AVX512_INFO.encode())
+    other = make(gguf, prefix_dir=str(store))
+    assert other.name != this.name and "+avx512+" in other.name
+    greedy(other, PROMPTS[:2], 4)  # the same two questions: the prefix is computed again, and saved apart
+    assert other.prompt_tokens_restored == 0 and other.prompt_tokens_evaluated > 1500
+    assert len({kv.parent for kv in store.rglob("*.kv")}) == 2
+    other.close()

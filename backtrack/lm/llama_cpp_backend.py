@@ -48,6 +48,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,27 @@ _QUIET = None  # the process's llama.cpp log callback (set once, never freed)
 _DECODED = False  # whether this process has run a llama_decode (ggml reads some settings once, at the first)
 _FLASH_ATTN_ENABLED = 1  # enum llama_flash_attn_type
 _GGML_TYPE_Q8_0 = 8      # enum ggml_type
+
+
+# The CPU features of the portable build that README and .ci/run install (their CMAKE_ARGS), as
+# llama.cpp's system info names them: runs and caches made with that build keep the bare name.
+PORTABLE_BUILD = frozenset({"SSE3", "SSSE3", "AVX", "AVX2", "F16C", "FMA", "BMI2", "LLAMAFILE", "OPENMP", "REPACK"})
+
+
+def build_tag(system_info: str, gpu: bool) -> str:
+    """The part of a generator's name that says which llama.cpp build computes, besides its version.
+
+    The instruction sets a build is compiled for pick its kernels, and the kernels change greedy
+    paths: an AVX-512 build and the portable AVX2 one, same version, same file, decoded 2 of 8
+    batched greedy traces differently (README, "A faster llama.cpp build"). So any build other
+    than the portable one is named by the CPU features it adds (+) and lacks (-), and a GPU build
+    by +gpu: a run made with one build never resumes with, nor shares a cache with, another."""
+    cpu = system_info.split("CPU :", 1)[1] if "CPU :" in system_info else ""
+    cpu = re.split(r"\|\s*\w+ :", cpu, maxsplit=1)[0]  # up to the next backend's section, if any
+    on = {name for name, value in re.findall(r"(\w+) = (\w+)", cpu) if value == "1"}
+    tag = "".join(f"+{f.lower()}" for f in sorted(on - PORTABLE_BUILD))
+    tag += "".join(f"-{f.lower()}" for f in sorted(PORTABLE_BUILD - on))
+    return tag + ("+gpu" if gpu else "")
 
 
 def _use_invariant_kernels() -> None:
@@ -89,7 +111,7 @@ class LlamaCppConfig:
     n_seq_max: int = 128            # sequences at once (one call's streams and the pool kept between calls)
     keep_seqs: int = 16             # sequences kept between calls for prefix reuse, most recently used
     prefix_dir: str | None = None   # KV states of shared prefixes kept on disk across runs, in a folder per
-                                    # model file and llama.cpp version under this one (None: never)
+                                    # model file and llama.cpp build under this one (None: never)
     prefix_min_tokens: int = 1024   # the shortest shared prefix worth saving
     batch_invariant: bool = False   # kernels whose result for a row does not depend on the other rows of
                                     # the batch nor on where its cells lie: exact log-probs (see above)
@@ -235,9 +257,10 @@ class LlamaCppGenerator:
         self._last_progress = 0.0
         digest = config.sha256 or _quick_digest(config.model_path)
         label = config.label or Path(config.model_path).name
+        build = build_tag(ll.llama_print_system_info().decode(errors="replace"), self.device == "gpu")
         kernels = "+invariant" if config.batch_invariant else ""
-        self.name = f"{label}#{digest[:12]}@llama.cpp-{ll.__version__}{kernels}"
-        self.store = (PrefixStore(Path(config.prefix_dir) / f"{digest[:16]}-llama.cpp-{ll.__version__}{kernels}",
+        self.name = f"{label}#{digest[:12]}@llama.cpp-{ll.__version__}{build}{kernels}"
+        self.store = (PrefixStore(Path(config.prefix_dir) / f"{digest[:16]}-llama.cpp-{ll.__version__}{build}{kernels}",
                                   config.prefix_min_tokens) if config.prefix_dir else None)
 
     # ------------------------------------------------------------------ plumbing
