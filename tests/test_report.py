@@ -70,6 +70,11 @@ def test_compare_section_per_task_with_intervals_and_only_real_differences(tiny_
     real = [pair for pair, d in out["differences"]["all"].items() if d["real"]]
     line = next(ln for ln in text.splitlines() if ln.startswith("Differences whose") and "(of 3 pairs)" in ln)
     assert all(pair in line for pair in real) and (real or "none" in line)
+    # every difference, with its interval, in the matrix under each table
+    d = out["differences"]["all"]["cot - backtrack"]
+    cell = f"{d['difference']:+.1f} [{d['interval'][0]:+.1f}, {d['interval'][1]:+.1f}]"
+    assert "| row − column, points [95% paired interval] | self-consistency | backtrack |" in text
+    assert any(ln.startswith("| cot | ") and cell in ln for ln in text.splitlines())
     assert "At backtracking's cost" in text and "Against cot: self-consistency" in text
 
 

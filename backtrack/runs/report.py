@@ -191,8 +191,9 @@ def _generate_cells(b: dict[str, Any]) -> list[Any]:
 
 def render_compare(runs: Sequence[dict[str, Any]]) -> str:
     """Strategies on the same questions: per task and over all tasks, accuracy with its 95% bootstrap
-    interval and the cost per question; then only the differences whose paired interval leaves out 0,
-    self-consistency at the k that costs what backtracking costs, and tokens per corrected answer."""
+    interval and the cost per question; every difference between two strategies with its paired
+    interval (a matrix, those leaving out 0 in bold, and again in a line), self-consistency at the k
+    that costs what backtracking costs, and tokens per corrected answer."""
     parts = ["## Strategies on the same questions"]
     header = ["strategy", "n", "accuracy % [95% interval]", "invalid", "tokens/q", "calls/q", "s/q"]
     for r in runs:
@@ -203,6 +204,7 @@ def render_compare(runs: Sequence[dict[str, Any]]) -> str:
             rows = [[name, b["n"], _accuracy(b), b["invalid"], b["mean_tokens"], b["mean_calls"], b["mean_seconds"]]
                     for name, b in block.items()]
             parts.append(f"### {'all tasks' if key == 'all' else key}\n\n" + md_table(header, rows)
+                         + _difference_matrix(res.get("differences", {}).get(key) or {}, list(block))
                          + "".join(f"\n\n{line}" for line in _compare_notes(res, key, block)))
     return "\n\n".join(parts)
 
@@ -210,6 +212,23 @@ def render_compare(runs: Sequence[dict[str, Any]]) -> str:
 def _accuracy(b: dict[str, Any]) -> str | None:
     iv = b.get("accuracy_interval")
     return None if b["accuracy"] is None else f"{b['accuracy']:.1f}" + (f" [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else "")
+
+
+def _difference_matrix(diffs: dict[str, Any], strategies: list[str]) -> str:
+    """Row minus column, accuracy points on the same questions, with the paired 95% interval; bold where
+    the interval leaves out 0. Empty when there is nothing to pair."""
+    def cell(a: str, b: str) -> str | None:
+        d = diffs.get(f"{a} - {b}")
+        if not d:
+            return None
+        text = f"{d['difference']:+.1f} [{d['interval'][0]:+.1f}, {d['interval'][1]:+.1f}]"
+        return f"**{text}**" if d["real"] else text
+
+    if not any(diffs.values()):
+        return ""
+    rows = [[a, *(cell(a, b) if j > i else None for j, b in enumerate(strategies) if j > 0)]
+            for i, a in enumerate(strategies[:-1])]
+    return "\n\n" + md_table(["row − column, points [95% paired interval]", *strategies[1:]], rows)
 
 
 def _compare_notes(res: dict[str, Any], key: str, block: dict[str, Any]) -> list[str]:
