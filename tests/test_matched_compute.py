@@ -36,4 +36,7 @@ def test_tokens_per_corrected_answer():
     assert (t["extra_tokens"], t["net_corrected"], t["tokens_per_corrected"]) == (800, 1, 800.0)
     lost = [{"cot": rec(100, True), "x": rec(300, False)}]
     assert tokens_per_corrected(lost, ["cot", "x"])["x"]["tokens_per_corrected"] is None
+    cheaper = [{"cot": rec(300, False), "x": rec(100, True)}]  # more right for fewer tokens: no cost, not -200
+    t = tokens_per_corrected(cheaper, ["cot", "x"])["x"]
+    assert (t["extra_tokens"], t["net_corrected"], t["tokens_per_corrected"]) == (-200, 1, None)
     assert tokens_per_corrected(rows, ["x"]) == {}

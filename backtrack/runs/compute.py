@@ -49,7 +49,9 @@ def matched_k(curve: Sequence[dict[str, Any]], mean_tokens: float) -> dict[str, 
 
 
 def tokens_per_corrected(rows: Sequence[dict[str, dict[str, Any]]], strategies: Sequence[str]) -> dict[str, Any]:
-    """Per strategy other than cot: extra tokens over cot, net answers gained, and their ratio."""
+    """Per strategy other than cot: extra tokens over cot, net answers gained, and their ratio -- only
+    where both are positive: a strategy that gains answers for fewer tokens than cot has no cost per
+    corrected answer (a negative ratio would read as one), and one that gains none has no ratio."""
     if COT not in strategies or not rows:
         return {}
     out = {}
@@ -59,5 +61,5 @@ def tokens_per_corrected(rows: Sequence[dict[str, dict[str, Any]]], strategies: 
         extra = sum(v[s]["tokens"] - v[COT]["tokens"] for v in rows)
         gained = sum(bool(v[s]["correct"]) - bool(v[COT]["correct"]) for v in rows)
         out[s] = {"extra_tokens": extra, "net_corrected": gained,
-                  "tokens_per_corrected": round(extra / gained, 1) if gained > 0 else None}
+                  "tokens_per_corrected": round(extra / gained, 1) if gained > 0 and extra > 0 else None}
     return out

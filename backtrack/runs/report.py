@@ -248,7 +248,8 @@ def _compare_notes(res: dict[str, Any], key: str, block: dict[str, Any]) -> list
     if per:
         notes.append("Against cot: " + "; ".join(
             f"{name} {t['net_corrected']:+d} right answer(s) for {t['extra_tokens']:+d} tokens"
-            + (f" ({t['tokens_per_corrected']:.0f} per corrected answer)" if t["tokens_per_corrected"] is not None else "")
+            + (f" ({t['tokens_per_corrected']:.0f} per corrected answer)" if t["tokens_per_corrected"] is not None
+               else " (more right answers for fewer tokens)" if t["net_corrected"] > 0 else "")
             for name, t in per.items()) + ".")
     return notes
 
