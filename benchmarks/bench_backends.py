@@ -105,10 +105,26 @@ def eight_samples(gen, prompt: str, max_tokens: int) -> tuple[list, float]:
     return samples, round(sum(len(s.token_ids) for s in samples) / (time.perf_counter() - t0), 2)
 
 
+def eight_traces(gen, spec, qs, n_steps: int, max_tokens: int) -> tuple[list, list, float]:
+    """8 multistep-arithmetic traces decoded together (batch 8): (requests, traces, aggregate tokens/s)."""
+    from backtrack.lm.generator import StepRequest
+    from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+
+    reqs = [TraceRequest(spec.name, q.input) for q in qs]
+    # a pool holding the few-shot prompt and the 8 questions only, as in a run (cells left by the
+    # measures before would make every token's attention dearer)
+    for s in list(gen.seqs):
+        gen._free_seq(s)
+    gen.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs])
+    t0 = time.perf_counter()
+    together = decode_traces(gen, reqs, DecodeConfig(max_steps=n_steps, max_tokens=max_tokens, batch_size=8))
+    return reqs, together, round(sum(d.n_tokens for d in together) / (time.perf_counter() - t0), 2)
+
+
 def bench_model(name: str, threads: int, cache_dir: str, invariant: bool, max_tokens: int = 64,
                 trace_steps: int = 5) -> dict:
     from backtrack.lm.backends import LlamaOptions, load_llama
-    from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
+    from backtrack.methods.decoding import DecodeConfig, decode_traces
     from backtrack.lm.embedded import model_gguf
     from backtrack.lm.generator import StepRequest
     from bigbench_mistake.tasks import get_task
@@ -155,16 +171,7 @@ def bench_model(name: str, threads: int, cache_dir: str, invariant: bool, max_to
     out["exact_sample_vs_forward_max_abs"] = max(
         abs(sum(s.token_logprobs) - sum(gen.token_logprobs(ptoks, list(s.token_ids)))) for s in samples)
 
-    reqs = [TraceRequest("multistep_arithmetic", q.input) for q in qs[2:10]]
-    # a pool holding the few-shot prompt and the 8 questions only, as in a run (cells left by the
-    # measures above would make every token's attention dearer)
-    for s in list(gen.seqs):
-        gen._free_seq(s)
-    gen.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[2:10]])
-    t0 = time.perf_counter()
-    together = decode_traces(gen, reqs, DecodeConfig(max_steps=trace_steps, max_tokens=max_tokens, batch_size=8))
-    dt = time.perf_counter() - t0
-    out["bbm_8_traces_tok_s"] = round(sum(d.n_tokens for d in together) / dt, 2)
+    reqs, together, out["bbm_8_traces_tok_s"] = eight_traces(gen, spec, qs[2:10], trace_steps, max_tokens)
 
     alone = []
     for r in reqs[:3]:  # each needs a fresh context, so its whole prompt: ~70 s apiece for the 1.5B model

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_backends import cpu_line, eight_samples, greedy_trace, questions  # noqa: E402  (benchmarks/ is the script's own folder)
+from bench_backends import cpu_line, eight_samples, eight_traces, greedy_trace, questions  # noqa: E402  (benchmarks/ is the script's own folder)
 
 RATES = ("first_question_s", "greedy_tok_s", "samples8_tok_s", "traces8_tok_s")
 
@@ -43,7 +43,6 @@ def measure(model: str, threads: int, cache_dir: str) -> dict:
 
     from backtrack.lm.backends import LlamaOptions, load_llama
     from backtrack.lm.generator import StepRequest
-    from backtrack.methods.decoding import DecodeConfig, TraceRequest, decode_traces
     from bigbench_mistake.tasks import get_task
 
     spec = get_task("multistep_arithmetic")
@@ -58,13 +57,7 @@ def measure(model: str, threads: int, cache_dir: str) -> dict:
     steps, _, out["greedy_tok_s"] = greedy_trace(gen, spec, qs[0].input, 5, 64)
     out["greedy_steps"] = steps
     _, out["samples8_tok_s"] = eight_samples(gen, spec.prompt(qs[0].input, steps[:2]), 64)
-    reqs = [TraceRequest("multistep_arithmetic", q.input) for q in qs[2:10]]
-    for s in list(gen.seqs):  # a pool holding the few-shot prompt and the 8 questions only, as in a run
-        gen._free_seq(s)
-    gen.generate_steps([StepRequest(spec.prompt(q.input), max_tokens=1) for q in qs[2:10]])
-    t0 = time.perf_counter()
-    together = decode_traces(gen, reqs, DecodeConfig(max_steps=5, max_tokens=64, batch_size=8))
-    out["traces8_tok_s"] = round(sum(d.n_tokens for d in together) / (time.perf_counter() - t0), 2)
+    _, together, out["traces8_tok_s"] = eight_traces(gen, spec, qs[2:10], 5, 64)
     out["traces8_steps"] = [d.steps for d in together]
     gen.close()
     return out

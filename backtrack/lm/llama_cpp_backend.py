@@ -258,10 +258,10 @@ class LlamaCppGenerator:
         digest = config.sha256 or _quick_digest(config.model_path)
         label = config.label or Path(config.model_path).name
         build = build_tag(ll.llama_print_system_info().decode(errors="replace"), self.device == "gpu")
-        kernels = "+invariant" if config.batch_invariant else ""
-        self.name = f"{label}#{digest[:12]}@llama.cpp-{ll.__version__}{build}{kernels}"
-        self.store = (PrefixStore(Path(config.prefix_dir) / f"{digest[:16]}-llama.cpp-{ll.__version__}{build}{kernels}",
-                                  config.prefix_min_tokens) if config.prefix_dir else None)
+        engine = f"llama.cpp-{ll.__version__}{build}{'+invariant' if config.batch_invariant else ''}"
+        self.name = f"{label}#{digest[:12]}@{engine}"
+        self.store = (PrefixStore(Path(config.prefix_dir) / f"{digest[:16]}-{engine}", config.prefix_min_tokens)
+                      if config.prefix_dir else None)
 
     # ------------------------------------------------------------------ plumbing
     def _silence(self) -> None:

@@ -214,6 +214,11 @@ def _accuracy(b: dict[str, Any]) -> str | None:
     return None if b["accuracy"] is None else f"{b['accuracy']:.1f}" + (f" [{iv[0]:.1f}, {iv[1]:.1f}]" if iv else "")
 
 
+def _difference(d: dict[str, Any]) -> str:
+    """A paired difference in accuracy points with its 95% interval: '+4.0 [+0.0, +12.0]'."""
+    return f"{d['difference']:+.1f} [{d['interval'][0]:+.1f}, {d['interval'][1]:+.1f}]"
+
+
 def _difference_matrix(diffs: dict[str, Any], strategies: list[str]) -> str:
     """Row minus column, accuracy points on the same questions, with the paired 95% interval; bold where
     the interval leaves out 0. Empty when there is nothing to pair."""
@@ -221,8 +226,7 @@ def _difference_matrix(diffs: dict[str, Any], strategies: list[str]) -> str:
         d = diffs.get(f"{a} - {b}")
         if not d:
             return None
-        text = f"{d['difference']:+.1f} [{d['interval'][0]:+.1f}, {d['interval'][1]:+.1f}]"
-        return f"**{text}**" if d["real"] else text
+        return f"**{_difference(d)}**" if d["real"] else _difference(d)
 
     if not any(diffs.values()):
         return ""
@@ -233,8 +237,7 @@ def _difference_matrix(diffs: dict[str, Any], strategies: list[str]) -> str:
 
 def _compare_notes(res: dict[str, Any], key: str, block: dict[str, Any]) -> list[str]:
     diffs = res.get("differences", {}).get(key) or {}
-    real = [f"{pair} {d['difference']:+.1f} [{d['interval'][0]:+.1f}, {d['interval'][1]:+.1f}]"
-            for pair, d in diffs.items() if d and d["real"]]
+    real = [f"{pair} {_difference(d)}" for pair, d in diffs.items() if d and d["real"]]
     notes = ["Differences whose 95% paired interval leaves out 0: " + ("; ".join(real) if real else "none")
              + f" (of {sum(1 for d in diffs.values() if d)} pairs)."] if diffs else []
     curve = res.get("sc_curve", {}).get(key) or []
