@@ -10,7 +10,7 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from backtrack.lm.backends import BackendConfig
-from backtrack.runs.options import (BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
+from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
                                     Selection, TracesFile)
 from backtrack.runs.typer_options import build, command
 
@@ -275,12 +275,14 @@ def compare_cli(run, sel, files, decode, loc, bt, backend, strategies: str, sc_s
              method=(str, typer.Option("direct-step", "--method", help="direct-trace | direct-step | cot-step")),
              mode=(str, typer.Option("logprob", "--mode", help="logprob (compare the answers' log-probabilities; base "
                                      "models) | generate (free text; chat models).")),
-             reasoning_tokens=(int, typer.Option(96, "--reasoning-tokens", help="cot-step: tokens for the reasoning line.")))
-def find_cli(run, sel, files, backend, method: str, mode: str, reasoning_tokens: int) -> dict:
+             reasoning_tokens=(int, typer.Option(96, "--reasoning-tokens", help="cot-step: tokens for the reasoning line.")),
+             batch_size=(int, typer.Option(BATCH_SIZE, "--batch-size", help="Traces checked together: each model call holds "
+                                           "the next question of every trace of the batch not yet decided.")))
+def find_cli(run, sel, files, backend, method: str, mode: str, reasoning_tokens: int, batch_size: int) -> dict:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from backtrack.runs import commands
 
-    return commands.find(run, sel, files, backend, method, mode, reasoning_tokens)
+    return commands.find(run, sel, files, backend, method, mode, reasoning_tokens, batch_size)
 
 
 @run_command("generate", *RUN, QuestionsFile, DecodeOptions, BackendConfig)

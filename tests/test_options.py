@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS
 from backtrack.lm.backends import BackendConfig
-from backtrack.runs.options import (BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
+from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
                                     Selection, TracesFile)
 from backtrack.runs.rundir import RunDir
 from backtrack.runs.typer_options import cli_fields
@@ -35,6 +35,7 @@ def test_shared_options_have_one_name_and_default_everywhere():
         assert p["limit"].opts == ["--limit"] and p["limit"].default is None, name
         assert p["out"].required, name
         assert "max_tokens" not in p and "k" not in p, name
+        assert p["batch_size"].opts == ["--batch-size"] and p["batch_size"].default == BATCH_SIZE, name
         if name != "find":
             assert (p["max_steps"].default, p["max_step_tokens"].default) == (MAX_STEPS, MAX_STEP_TOKENS), name
             assert p["max_step_tokens"].opts == ["--max-step-tokens"], name
@@ -54,6 +55,8 @@ def test_bad_arguments_fail_before_anything_is_written(tmp_path):
         r = runner.invoke(app, ["backtrack", "--out", str(out), *args])
         assert r.exit_code == 1 and message in r.output, (args, r.output)
         assert not out.exists(), args
+    r = runner.invoke(app, ["find", "--out", str(out), "--batch-size", "0"])
+    assert r.exit_code == 1 and "--batch-size must be >= 1" in r.output and not out.exists(), r.output
 
 
 def test_a_changed_config_names_each_field_with_both_values(tmp_path):

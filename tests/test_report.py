@@ -48,9 +48,10 @@ def test_guarded_variants_get_their_own_label_and_rows_say_how_traces_ended():
     assert out["backtracked_ended"] == {"answer": 5, "rejected": 1} and out["net_change"] == 12.5
 
 
-def test_compare_section_per_task_with_intervals_and_only_real_differences(tiny_generator, tmp_path):
+def test_compare_section_per_task_with_intervals_and_every_difference(tiny_generator, tmp_path):
     """A real compare run (tiny model): a table per task and over all tasks, accuracy with its interval,
-    differences listed only where their paired interval leaves out 0, self-consistency at backtracking's cost."""
+    every paired difference with its interval (a matrix), the ones that leave out 0 named in a line,
+    self-consistency at backtracking's cost."""
     from backtrack.methods.strategies import Item, StrategyConfig
     from backtrack.runs.compare import run_compare
     from backtrack.runs.kinds import render_report

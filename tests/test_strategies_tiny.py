@@ -110,6 +110,44 @@ def test_finders_return_an_index_or_none(gen, method, mode):
     assert all(sum(s) == (r.index is not None) for s, r in zip(scores, results))
 
 
+class CallSpy:
+    """The real LM, counting how many times each method is called (not how many requests)."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.invocations = inner, inner.name, []
+
+    def generate_steps(self, requests):
+        self.invocations.append(("generate", len(requests)))
+        return self.inner.generate_steps(requests)
+
+    def loglikelihood(self, requests):
+        self.invocations.append(("logprob", len(requests)))
+        return self.inner.loglikelihood(requests)
+
+
+@pytest.mark.parametrize("method,mode", [("direct-trace", "generate"), ("direct-trace", "logprob"),
+                                         ("direct-step", "logprob"), ("cot-step", "generate")])
+def test_finders_check_traces_together_as_they_would_one_by_one(gen, method, mode):
+    """Batched in lockstep: the same verdicts as trace by trace, each trace's tokens and calls as
+    CountingLM counts them, and one model call per round (cot-step: two) instead of one per check."""
+    traces = [t.replace(steps=t.steps[:4], mistake_index=None) for t in load_task("word_sorting")[:3]]
+    config = FinderConfig(method, mode, answer_tokens=4, reasoning_tokens=10)
+    counter = CountingLM(gen)
+    spy = CallSpy(counter)
+    together = PromptFinder(spy, config).find(traces)
+    alone = [PromptFinder(gen, config).find([t])[0] for t in traces]
+    same = [(r.index, r.checks, r.unparsed, r.generated, [round(p, 4) for p in r.p_no], r.tokens, r.calls) for r in together]
+    assert same == [(r.index, r.checks, r.unparsed, r.generated, [round(p, 4) for p in r.p_no], r.tokens, r.calls)
+                    for r in alone]
+    assert sum(r.tokens for r in together) == counter.tokens and sum(r.calls for r in together) == counter.calls
+    rounds = 1 if method == "direct-trace" else max(r.checks for r in together)
+    assert len(spy.invocations) == rounds * (2 if method == "cot-step" else 1)
+    first = (sum(len(t.steps) + 1 for t in traces) if (method, mode) == ("direct-trace", "logprob")  # every candidate
+             else len(traces) * (2 if mode == "logprob" else 1))  # a request (" Yes" and " No") per trace
+    assert spy.invocations[0][1] == first
+    assert PromptFinder(gen, config).find([]) == []
+
+
 def test_yes_no_scoring_picks_the_higher_probability_answer(gen):
     traces = traces_for_finders()
     finder = PromptFinder(gen, FinderConfig("direct-step", "logprob"))
@@ -211,7 +249,12 @@ def test_find_scores_with_foundation_metrics(gen, tmp_path):
     assert "always_null" in out["baselines"] and out["calls"] == len(traces)
     rows = [json.loads(x) for x in (tmp_path / "find" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {r["id"] for r in rows} == {t.id for t in traces}
-    assert all(r["mode"] == "logprob" for r in rows)
+    assert all(r["mode"] == "logprob" and r["calls"] == 1 for r in rows)
+    # one trace a batch: the same predictions
+    again = run_find(traces, FinderConfig("direct-trace", "logprob"), gen, tmp_path / "find1", batch_size=1)
+    assert again["scores"] == out["scores"] and again["calls"] == out["calls"]
+    with pytest.raises(ValueError, match="batch_size"):
+        run_find(traces, FinderConfig("direct-trace", "logprob"), gen, tmp_path / "find0", batch_size=0)
 
 
 def test_registered_with_make_locator(gen):

@@ -11,7 +11,7 @@ from backtrack.methods.backtracking import BacktrackConfig, Verifier
 from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.executor import Work
 from backtrack.runs.kinds import run_kind
-from backtrack.runs.options import (BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
+from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
                                     Selection, TracesFile)
 
 
@@ -146,13 +146,15 @@ def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Decod
 
 
 def find(run: RunOptions, sel: Selection, files: TracesFile, backend: BackendConfig, method: str, mode: str,
-         reasoning_tokens: int) -> dict[str, Any]:
+         reasoning_tokens: int, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
     from backtrack.runs.find import run_find
     from reward_model.prompt_finders import FinderConfig
 
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     config = FinderConfig(method=method, mode=mode, reasoning_tokens=reasoning_tokens)
     traces = sel.traces(files.traces)
-    return run_find(traces, config, load_lm(backend), run.out, shard=run.shard)
+    return run_find(traces, config, load_lm(backend), run.out, shard=run.shard, batch_size=batch_size)
 
 
 def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions,

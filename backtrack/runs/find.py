@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from backtrack.lm.generator import LM
 from backtrack.runs.executor import Work, execute
+from backtrack.runs.options import BATCH_SIZE
 from bigbench_mistake.metrics import baselines, mistake_finding_scores
 from bigbench_mistake.records import Trace
 from reward_model.prompt_finders import FinderConfig, PromptFinder
@@ -21,19 +22,28 @@ def find_config(traces: Sequence[Trace], config: FinderConfig, model: str) -> di
             "model": model, "n_traces": len(traces), "traces": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]}
 
 
-def run_find(traces: Sequence[Trace], config: FinderConfig, lm: LM, out, shard: str | None = None) -> dict[str, Any]:
+def run_find(traces: Sequence[Trace], config: FinderConfig, lm: LM, out, shard: str | None = None,
+             batch_size: int = BATCH_SIZE) -> dict[str, Any]:
     """Predict the first mistake of each trace with one finder (resumable run directory keyed by
     trace id), then score the predictions with the foundation metrics next to the baselines.
+    The traces are checked `batch_size` at a time (one model call holds a request per trace of the
+    batch still being checked); each record is written when its batch ends, with its own tokens
+    and calls, and as seconds its share of the batch's wall time (the batch's seconds / its traces).
     With shard "i/n" only that slice of the traces is run (join the slices with bbm merge)."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+
     def work(w: Work) -> None:
         finder = PromptFinder(w.lm, config)
-        for t in w.todo:
-            tokens0, calls0 = w.lm.snapshot()
-            start = time.perf_counter()
-            [r] = finder.find([t])
-            w.write({**t.to_record(), **r.to_dict(), "tokens": w.lm.tokens - tokens0, "calls": w.lm.calls - calls0,
-                     "seconds": round(time.perf_counter() - start, 3)})
-            w.step(1)
+        for start in range(0, len(w.todo), batch_size):
+            batch = w.todo[start:start + batch_size]
+            began = time.perf_counter()
+            results = finder.find(batch)
+            share = (time.perf_counter() - began) / len(batch)
+            for t, r in zip(batch, results):
+                w.write({**t.to_record(), **r.to_dict(), "tokens": r.tokens, "calls": r.calls,
+                         "seconds": round(share, 3)})
+            w.step(len(batch))
 
     out = execute(find_config(traces, config, lm.name), traces, out, shard, lm, work, results_from_records,
                   key_field="id")

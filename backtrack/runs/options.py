@@ -13,6 +13,8 @@ from bigbench_mistake.options import REQUIRED, option, require_positive
 from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions
 from bigbench_mistake.records import Trace
 
+BATCH_SIZE = 4  # traces decoded (bbm find: checked) together, the default of every command's --batch-size
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -79,7 +81,7 @@ class DecodeOptions:
     step_cap_factor: float = option(STEP_CAP_FACTOR, "Stop a trace of one of the five tasks at this many times the "
                                     "steps of the task's longest trace in the dataset (a cycle of several steps); "
                                     "0: --max-steps only.")
-    batch_size: int = option(4, "Traces decoded together (2 Sapphire Rapids cores, Qwen 1.5B: 1 stream 12.5 "
+    batch_size: int = option(BATCH_SIZE, "Traces decoded together (2 Sapphire Rapids cores, Qwen 1.5B: 1 stream 12.5 "
                              "tokens/s, 8 traces 21.6; benchmarks/bench_backends.py measures yours).")
 
     def __post_init__(self) -> None:

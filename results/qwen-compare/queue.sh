@@ -33,4 +33,7 @@ done
 [ -f "$OUT/fresh.jsonl" ] || for t in $FRESH_TASKS; do cat "$OUT/fresh-$t.jsonl"; done > "$OUT/fresh.jsonl"
 run compare-fresh $BBM compare --questions "$OUT/fresh.jsonl" --strategies $STRATEGIES --sc-samples 8 \
   --sc-temperature 0.7 $BACKTRACK $COMMON
-run find-cot-step $BBM find --method cot-step --mode generate --limit 20 $MODEL
+# 8 traces checked in lockstep (one call a round holds every undecided trace's next step): 1.17x faster
+# than one by one on these cores (results/benchmarks/bench_find-cot-step-qwen.txt; the direct finders
+# above ran one trace at a time)
+run find-cot-step $BBM find --method cot-step --mode generate --limit 20 --batch-size 8 $MODEL
