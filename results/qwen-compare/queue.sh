@@ -23,17 +23,18 @@ mkdir -p "$OUT"
 for m in direct-trace direct-step; do
   run find-$m $BBM find --method $m --mode generate --limit 20 $MODEL
 done
+# the CoT step-level finder: a short line of reasoning before each yes/no, so about twice a direct
+# finder's cost (~1.5 hours; prompt evaluation dominates, as there). Its 8 traces are checked in lockstep
+# (one call a round holds every undecided trace's next step): 1.17x faster than one by one on these
+# cores (results/benchmarks/bench_find-cot-step-qwen.txt); the direct finders ran one trace at a time.
+run find-cot-step $BBM find --method cot-step --mode generate --limit 20 --batch-size 8 $MODEL
 # one run over the five tasks: it goes question by question, taking the tasks in turn, so a run
 # stopped early (a session ends) still compares every strategy on the same questions of every task
 run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $COMMON
-# then the fresh questions, then the CoT step-level finder (a reasoning generation per step: the costliest)
+# then the fresh questions
 for t in $FRESH_TASKS; do
   [ -f "$OUT/fresh-$t.jsonl" ] || $BBM data fresh --task $t --n 20 --seed 0 --out "$OUT/fresh-$t.jsonl"
 done
 [ -f "$OUT/fresh.jsonl" ] || for t in $FRESH_TASKS; do cat "$OUT/fresh-$t.jsonl"; done > "$OUT/fresh.jsonl"
 run compare-fresh $BBM compare --questions "$OUT/fresh.jsonl" --strategies $STRATEGIES --sc-samples 8 \
   --sc-temperature 0.7 $BACKTRACK $COMMON
-# 8 traces checked in lockstep (one call a round holds every undecided trace's next step): 1.17x faster
-# than one by one on these cores (results/benchmarks/bench_find-cot-step-qwen.txt; the direct finders
-# above ran one trace at a time)
-run find-cot-step $BBM find --method cot-step --mode generate --limit 20 --batch-size 8 $MODEL
