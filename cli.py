@@ -10,8 +10,8 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from backtrack.lm.backends import BackendConfig
-from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
-                                    Selection, TracesFile)
+from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile,
+                                    RunOptions, Selection, TracesFile)
 from backtrack.runs.typer_options import build, command
 
 app = typer.Typer(help="bbm: find the first logical mistake in a chain of thought and fix it by backtracking.",

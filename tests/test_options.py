@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS
 from backtrack.lm.backends import BackendConfig
-from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
-                                    Selection, TracesFile)
+from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile,
+                                    RunOptions, Selection, TracesFile)
 from backtrack.runs.rundir import RunDir
 from backtrack.runs.typer_options import cli_fields
 from cli import app

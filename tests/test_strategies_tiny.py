@@ -136,9 +136,11 @@ def test_finders_check_traces_together_as_they_would_one_by_one(gen, method, mod
     spy = CallSpy(counter)
     together = PromptFinder(spy, config).find(traces)
     alone = [PromptFinder(gen, config).find([t])[0] for t in traces]
-    same = [(r.index, r.checks, r.unparsed, r.generated, [round(p, 4) for p in r.p_no], r.tokens, r.calls) for r in together]
-    assert same == [(r.index, r.checks, r.unparsed, r.generated, [round(p, 4) for p in r.p_no], r.tokens, r.calls)
-                    for r in alone]
+
+    def seen(r):
+        return r.index, r.checks, r.unparsed, r.generated, [round(p, 4) for p in r.p_no], r.tokens, r.calls
+
+    assert [seen(r) for r in together] == [seen(r) for r in alone]
     assert sum(r.tokens for r in together) == counter.tokens and sum(r.calls for r in together) == counter.calls
     rounds = 1 if method == "direct-trace" else max(r.checks for r in together)
     assert len(spy.invocations) == rounds * (2 if method == "cot-step" else 1)

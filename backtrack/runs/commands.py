@@ -11,8 +11,8 @@ from backtrack.methods.backtracking import BacktrackConfig, Verifier
 from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.executor import Work
 from backtrack.runs.kinds import run_kind
-from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile, RunOptions,
-                                    Selection, TracesFile)
+from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile,
+                                    RunOptions, Selection, TracesFile)
 
 
 def make_locator(spec: str, seed: int, sel: Selection, backend: BackendConfig, lm: Any = None):
