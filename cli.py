@@ -10,8 +10,8 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from backtrack.lm.backends import BackendConfig
-from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile,
-                                    RunOptions, Selection, TracesFile)
+from backtrack.runs.options import (BacktrackOptions, Batching, DecodeOptions, FinderOptions, LocateOptions,
+                                    QuestionsFile, RunOptions, Selection, TracesFile)
 from backtrack.runs.typer_options import build, command
 
 app = typer.Typer(help="bbm: find the first logical mistake in a chain of thought and fix it by backtracking.",
@@ -219,27 +219,28 @@ def run_command(name: str, *groups: type, **extra: Any) -> Callable:
 Accuracies = (str, typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95,1.0", "--accuracies",
                                 help="Comma-separated simulated reward-model accuracies."))
 RUN, LOCATE = (RunOptions, Selection), (LocateOptions, BacktrackOptions)
+DECODE = (DecodeOptions, Batching)  # compare takes DecodeOptions alone: it runs one question at a time
 
 
-@run_command("backtrack", *RUN, TracesFile, DecodeOptions, *LOCATE, BackendConfig)
-def backtrack_cli(run, sel, files, decode, loc, bt, backend) -> dict:
+@run_command("backtrack", *RUN, TracesFile, *DECODE, *LOCATE, BackendConfig)
+def backtrack_cli(run, sel, files, decode, batch, loc, bt, backend) -> dict:
     """Table 6: backtrack traces at the located mistake; Δaccuracy on originally right and wrong traces."""
     from backtrack.runs import commands
 
-    return commands.backtrack(run, sel, files, decode, loc, bt, backend)
+    return commands.backtrack(run, sel, files, decode, batch, loc, bt, backend)
 
 
-@run_command("pipeline", *RUN, QuestionsFile, DecodeOptions, *LOCATE, BackendConfig)
-def pipeline_cli(run, sel, files, decode, loc, bt, backend) -> dict:
+@run_command("pipeline", *RUN, QuestionsFile, *DECODE, *LOCATE, BackendConfig)
+def pipeline_cli(run, sel, files, decode, batch, loc, bt, backend) -> dict:
     """The main job: generate traces, locate the first mistake, backtrack, and score before/after."""
     from backtrack.runs import commands
 
-    return commands.pipeline(run, sel, files, decode, loc, bt, backend)
+    return commands.pipeline(run, sel, files, decode, batch, loc, bt, backend)
 
 
-@run_command("simulate", *RUN, DecodeOptions, BacktrackOptions, BackendConfig,
+@run_command("simulate", *RUN, *DECODE, BacktrackOptions, BackendConfig,
              accuracies=Accuracies, rm_seed=(int, typer.Option(0, "--rm-seed", help="Seed of the simulated reward model.")))
-def simulate_cli(run, sel, decode, bt, backend, accuracies: str, rm_seed: int) -> dict:
+def simulate_cli(run, sel, decode, batch, bt, backend, accuracies: str, rm_seed: int) -> dict:
     """Figure 2: Δaccuracy✓ / Δaccuracy✗ against the simulated reward model's accuracy, with break-even points."""
     from backtrack.runs import commands
 
@@ -247,7 +248,7 @@ def simulate_cli(run, sel, decode, bt, backend, accuracies: str, rm_seed: int) -
         levels = tuple(float(a) for a in accuracies.split(",") if a.strip())
     except ValueError:
         raise ValueError(f"--accuracies must be comma-separated numbers in [0, 1], got {accuracies!r}") from None
-    return commands.simulate(run, sel, decode, bt, backend, levels, rm_seed)
+    return commands.simulate(run, sel, decode, batch, bt, backend, levels, rm_seed)
 
 
 @run_command("compare", *RUN, QuestionsFile, DecodeOptions, *LOCATE, BackendConfig,
@@ -261,7 +262,10 @@ def simulate_cli(run, sel, decode, bt, backend, accuracies: str, rm_seed: int) -
                                               "--out holds so far.")))
 def compare_cli(run, sel, files, decode, loc, bt, backend, strategies: str, sc_samples: int, sc_temperature: float,
                 located_weight: float, summary_only: bool) -> dict:
-    """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot."""
+    """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot.
+
+    One question at a time, its strategies in turn (no --batch-size); a strategy's own samples, such as
+    self-consistency's k traces, are decoded together."""
     from backtrack.runs import commands
     from backtrack.runs.compare import summarise_run_dir
 
@@ -271,26 +275,20 @@ def compare_cli(run, sel, files, decode, loc, bt, backend, strategies: str, sc_s
     return commands.compare(run, sel, files, decode, loc, bt, backend, names, sc_samples, sc_temperature, located_weight)
 
 
-@run_command("find", *RUN, TracesFile, BackendConfig,
-             method=(str, typer.Option("direct-step", "--method", help="direct-trace | direct-step | cot-step")),
-             mode=(str, typer.Option("logprob", "--mode", help="logprob (compare the answers' log-probabilities; base "
-                                     "models) | generate (free text; chat models).")),
-             reasoning_tokens=(int, typer.Option(96, "--reasoning-tokens", help="cot-step: tokens for the reasoning line.")),
-             batch_size=(int, typer.Option(BATCH_SIZE, "--batch-size", help="Traces checked together: each model call holds "
-                                           "the next question of every trace of the batch not yet decided.")))
-def find_cli(run, sel, files, backend, method: str, mode: str, reasoning_tokens: int, batch_size: int) -> dict:
+@run_command("find", *RUN, TracesFile, FinderOptions, Batching, BackendConfig)
+def find_cli(run, sel, files, finder, batch, backend) -> dict:
     """Score a prompt-based mistake finder on BIG-Bench Mistake (the paper's Table 4 metrics) next to the baselines."""
     from backtrack.runs import commands
 
-    return commands.find(run, sel, files, backend, method, mode, reasoning_tokens, batch_size)
+    return commands.find(run, sel, files, finder, batch, backend)
 
 
-@run_command("generate", *RUN, QuestionsFile, DecodeOptions, BackendConfig)
-def generate_cli(run, sel, files, decode, backend) -> dict:
+@run_command("generate", *RUN, QuestionsFile, *DECODE, BackendConfig)
+def generate_cli(run, sel, files, decode, batch, backend) -> dict:
     """Write chains of thought one "Thought N:" step at a time (greedy, newline stop), scored by exact match."""
     from backtrack.runs import commands
 
-    return commands.generate(run, sel, files, decode, backend)
+    return commands.generate(run, sel, files, decode, batch, backend)
 
 
 @app.command("merge")

@@ -9,14 +9,15 @@ from typer.testing import CliRunner
 
 from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS
 from backtrack.lm.backends import BackendConfig
-from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile,
-                                    RunOptions, Selection, TracesFile)
+from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, Batching, DecodeOptions, FinderOptions,
+                                    LocateOptions, QuestionsFile, RunOptions, Selection, TracesFile)
 from backtrack.runs.rundir import RunDir
 from backtrack.runs.typer_options import cli_fields
 from cli import app
 
 RUN_COMMANDS = ("generate", "backtrack", "simulate", "pipeline", "compare", "find")
-GROUPS = (RunOptions, Selection, QuestionsFile, TracesFile, DecodeOptions, LocateOptions, BacktrackOptions, BackendConfig)
+GROUPS = (RunOptions, Selection, QuestionsFile, TracesFile, DecodeOptions, Batching, FinderOptions, LocateOptions,
+          BacktrackOptions, BackendConfig)
 
 
 def params(name: str) -> dict:
@@ -35,7 +36,10 @@ def test_shared_options_have_one_name_and_default_everywhere():
         assert p["limit"].opts == ["--limit"] and p["limit"].default is None, name
         assert p["out"].required, name
         assert "max_tokens" not in p and "k" not in p, name
-        assert p["batch_size"].opts == ["--batch-size"] and p["batch_size"].default == BATCH_SIZE, name
+        if name == "compare":  # one question at a time: a --batch-size would be taken and ignored
+            assert "batch_size" not in p
+        else:
+            assert p["batch_size"].opts == ["--batch-size"] and p["batch_size"].default == BATCH_SIZE, name
         if name != "find":
             assert (p["max_steps"].default, p["max_step_tokens"].default) == (MAX_STEPS, MAX_STEP_TOKENS), name
             assert p["max_step_tokens"].opts == ["--max-step-tokens"], name
@@ -55,8 +59,14 @@ def test_bad_arguments_fail_before_anything_is_written(tmp_path):
         r = runner.invoke(app, ["backtrack", "--out", str(out), *args])
         assert r.exit_code == 1 and message in r.output, (args, r.output)
         assert not out.exists(), args
-    r = runner.invoke(app, ["find", "--out", str(out), "--batch-size", "0"])
-    assert r.exit_code == 1 and "--batch-size must be >= 1" in r.output and not out.exists(), r.output
+    for command, args, message in [("find", ["--batch-size", "0"], "--batch-size must be >= 1"),
+                                   ("generate", ["--task", "dyck_languages", "--batch-size", "0"], "--batch-size must be >= 1"),
+                                   ("find", ["--method", "nope"], "method must be one of"),
+                                   ("find", ["--mode", "nope"], "mode must be one of"),
+                                   ("find", ["--reasoning-tokens", "0"], "--reasoning-tokens must be >= 1"),
+                                   ("compare", ["--batch-size", "8"], "No such option")]:
+        r = runner.invoke(app, [command, "--out", str(out), *args])
+        assert r.exit_code != 0 and message in r.output and not out.exists(), (command, args, r.output)
 
 
 def test_a_changed_config_names_each_field_with_both_values(tmp_path):

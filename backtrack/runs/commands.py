@@ -11,8 +11,8 @@ from backtrack.methods.backtracking import BacktrackConfig, Verifier
 from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.executor import Work
 from backtrack.runs.kinds import run_kind
-from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, DecodeOptions, LocateOptions, QuestionsFile,
-                                    RunOptions, Selection, TracesFile)
+from backtrack.runs.options import (BacktrackOptions, Batching, DecodeOptions, FinderOptions, LocateOptions,
+                                    QuestionsFile, RunOptions, Selection, TracesFile)
 
 
 def make_locator(spec: str, seed: int, sel: Selection, backend: BackendConfig, lm: Any = None):
@@ -52,21 +52,21 @@ def _correctable(traces: list) -> list:
     return traces
 
 
-def _bt_config(bt: BacktrackOptions, decode: DecodeOptions, seed: int) -> BacktrackConfig:
+def _bt_config(bt: BacktrackOptions, decode: DecodeOptions, batch: Batching, seed: int) -> BacktrackConfig:
     return BacktrackConfig(n_samples=bt.samples, temperature=bt.temperature, selection=bt.selection, seed=seed,
                            max_steps=decode.max_steps, max_step_tokens=decode.max_step_tokens,
                            stop_repeats=decode.stop_repeats, step_cap_factor=decode.step_cap_factor,
-                           batch_size=decode.batch_size, rounds=bt.rounds, accept=bt.accept)
+                           batch_size=batch.batch_size, rounds=bt.rounds, accept=bt.accept)
 
 
-def backtrack(run: RunOptions, sel: Selection, files: TracesFile, decode: DecodeOptions, loc: LocateOptions,
-              bt: BacktrackOptions, backend: BackendConfig) -> dict[str, Any]:
+def backtrack(run: RunOptions, sel: Selection, files: TracesFile, decode: DecodeOptions, batch: Batching,
+              loc: LocateOptions, bt: BacktrackOptions, backend: BackendConfig) -> dict[str, Any]:
     from backtrack.runs.experiment import BacktrackRunConfig, run_backtrack
 
     traces = _correctable(sel.traces(files.traces))
-    bt_cfg = _bt_config(bt, decode, run.seed)
+    bt_cfg = _bt_config(bt, decode, batch, run.seed)
     probe = dict(locator=loc.locator, tasks=sel.tasks, limit=sel.limit, traces_files=tuple(map(str, files.traces)),
-                 threshold=loc.threshold, batch_size=decode.batch_size, verifier=loc.verifier, backtrack=bt_cfg)
+                 threshold=loc.threshold, batch_size=batch.batch_size, verifier=loc.verifier, backtrack=bt_cfg)
     BacktrackRunConfig(model="?", **probe)  # its checks (e.g. --rounds with gold) before the model loads
     lm = load_lm(backend)
     cfg = BacktrackRunConfig(model=lm.name, **probe)
@@ -79,14 +79,14 @@ def backtrack(run: RunOptions, sel: Selection, files: TracesFile, decode: Decode
             **run_kind("backtrack", cfg.to_json(), traces, run.out, run.shard, lm, work)}
 
 
-def pipeline(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, loc: LocateOptions,
-             bt: BacktrackOptions, backend: BackendConfig) -> dict[str, Any]:
+def pipeline(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, batch: Batching,
+             loc: LocateOptions, bt: BacktrackOptions, backend: BackendConfig) -> dict[str, Any]:
     from backtrack.runs.pipeline import PipelineConfig, before_after, run_pipeline
 
     items = sel.questions(files.questions)
     probe = dict(locator=loc.locator, tasks=sel.tasks, limit=sel.limit,
                  questions_file=str(files.questions) if files.questions else None, threshold=loc.threshold,
-                 batch_size=decode.batch_size, verifier=loc.verifier, backtrack=_bt_config(bt, decode, run.seed))
+                 batch_size=batch.batch_size, verifier=loc.verifier, backtrack=_bt_config(bt, decode, batch, run.seed))
     PipelineConfig(model="?", **probe)
     lm = load_lm(backend)
     cfg = PipelineConfig(model=lm.name, **probe)
@@ -102,14 +102,14 @@ def pipeline(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Deco
             **run_kind("pipeline", cfg.to_json(), items, run.out, run.shard, lm, work, summary=stories)}
 
 
-def simulate(run: RunOptions, sel: Selection, decode: DecodeOptions, bt: BacktrackOptions, backend: BackendConfig,
-             accuracies: tuple[float, ...], rm_seed: int) -> dict[str, Any]:
+def simulate(run: RunOptions, sel: Selection, decode: DecodeOptions, batch: Batching, bt: BacktrackOptions,
+             backend: BackendConfig, accuracies: tuple[float, ...], rm_seed: int) -> dict[str, Any]:
     from backtrack.runs.simulate import SimulateConfig, run_simulate, simulated_draws
     from bigbench_mistake.dataset import load_all
 
     traces = sel.traces()
-    probe = dict(accuracies=accuracies, tasks=sel.tasks, limit=sel.limit, seed=rm_seed, batch_size=decode.batch_size,
-                 backtrack=_bt_config(bt, decode, run.seed))
+    probe = dict(accuracies=accuracies, tasks=sel.tasks, limit=sel.limit, seed=rm_seed, batch_size=batch.batch_size,
+                 backtrack=_bt_config(bt, decode, batch, run.seed))
     SimulateConfig(model="?", **probe)
     lm = load_lm(backend)
     cfg = SimulateConfig(model=lm.name, **probe)
@@ -145,19 +145,16 @@ def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Decod
                        shard=run.shard)
 
 
-def find(run: RunOptions, sel: Selection, files: TracesFile, backend: BackendConfig, method: str, mode: str,
-         reasoning_tokens: int, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+def find(run: RunOptions, sel: Selection, files: TracesFile, finder: FinderOptions, batch: Batching,
+         backend: BackendConfig) -> dict[str, Any]:
     from backtrack.runs.find import run_find
-    from reward_model.prompt_finders import FinderConfig
 
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    config = FinderConfig(method=method, mode=mode, reasoning_tokens=reasoning_tokens)
     traces = sel.traces(files.traces)
-    return run_find(traces, config, load_lm(backend), run.out, shard=run.shard, batch_size=batch_size)
+    return run_find(traces, finder.finder_config(), load_lm(backend), run.out, shard=run.shard,
+                    batch_size=batch.batch_size)
 
 
-def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions,
+def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, batch: Batching,
              backend: BackendConfig) -> dict[str, Any]:
     from backtrack.methods.decoding import DecodeConfig
     from backtrack.runs.generate import GenerateConfig, generate as run_generate, select_questions
@@ -166,7 +163,7 @@ def generate(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Deco
     if not files.questions and len(sel.tasks) != 1:
         raise ValueError("generate: give one --task (the dataset's questions of that task) or --questions FILE")
     task = sel.tasks[0] if len(sel.tasks) == 1 else None
-    decode_cfg = DecodeConfig(max_steps=decode.max_steps, max_tokens=decode.max_step_tokens, batch_size=decode.batch_size,
+    decode_cfg = DecodeConfig(max_steps=decode.max_steps, max_tokens=decode.max_step_tokens, batch_size=batch.batch_size,
                               stop_repeats=decode.stop_repeats, step_cap_factor=decode.step_cap_factor)
     probe = dict(task=task, questions=str(files.questions) if files.questions else None, limit=sel.limit,
                  seed=run.seed, decode=decode_cfg)

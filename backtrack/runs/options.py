@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backtrack.methods.backtracking import ACCEPTS, SELECTIONS
 from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS, STEP_CAP_FACTOR, STOP_REPEATS, check_stops
@@ -12,6 +13,9 @@ from backtrack.runs.shard import parse_shard
 from bigbench_mistake.options import REQUIRED, option, require_positive
 from bigbench_mistake.questions import Question, first_per_task, questions_from_traces, read_questions
 from bigbench_mistake.records import Trace
+
+if TYPE_CHECKING:
+    from reward_model.prompt_finders import FinderConfig
 
 BATCH_SIZE = 4  # traces decoded (bbm find: checked) together, the default of every command's --batch-size
 
@@ -81,12 +85,38 @@ class DecodeOptions:
     step_cap_factor: float = option(STEP_CAP_FACTOR, "Stop a trace of one of the five tasks at this many times the "
                                     "steps of the task's longest trace in the dataset (a cycle of several steps); "
                                     "0: --max-steps only.")
-    batch_size: int = option(BATCH_SIZE, "Traces decoded together (2 Sapphire Rapids cores, Qwen 1.5B: 1 stream 12.5 "
-                             "tokens/s, 8 traces 21.6; benchmarks/bench_backends.py measures yours).")
 
     def __post_init__(self) -> None:
-        require_positive(self, "max_steps", "max_step_tokens", "batch_size", flags=True)
+        require_positive(self, "max_steps", "max_step_tokens", flags=True)
         check_stops(self, flags=True)
+
+
+@dataclass(frozen=True)
+class Batching:
+    batch_size: int = option(BATCH_SIZE, "Traces decoded together (2 Sapphire Rapids cores, Qwen 1.5B: 1 stream 12.5 "
+                             "tokens/s, 8 traces 21.6; benchmarks/bench_backends.py measures yours); bbm find: "
+                             "traces checked together, each model call holding the next check of every one not "
+                             "yet decided.")
+
+    def __post_init__(self) -> None:
+        require_positive(self, "batch_size", flags=True)
+
+
+@dataclass(frozen=True)
+class FinderOptions:
+    method: str = option("direct-step", "direct-trace | direct-step | cot-step (the paper's three prompts).")
+    mode: str = option("logprob", "logprob (compare the answers' log-probabilities; base models) | generate (free "
+                       "text; chat models).")
+    reasoning_tokens: int = option(96, "cot-step: tokens for the reasoning line.")
+
+    def __post_init__(self) -> None:
+        require_positive(self, "reasoning_tokens", flags=True)
+        self.finder_config()  # refuses an unknown method or mode
+
+    def finder_config(self) -> FinderConfig:
+        from reward_model.prompt_finders import FinderConfig
+
+        return FinderConfig(method=self.method, mode=self.mode, reasoning_tokens=self.reasoning_tokens)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ set -u
 BBM=${BBM:-bbm}
 OUT=${OUT:-results/qwen-compare}
 MODEL="--model qwen2.5-coder-1.5b --threads 2"
-COMMON="$MODEL --batch-size 8"
 STRATEGIES="cot,self-consistency,sc-weighted,least-to-most,backtrack"
 # backtracking in the variant the Table 6 runs (results/qwen-table6) show best for the main job
 BACKTRACK="--selection verifier --accept verified"
@@ -30,11 +29,13 @@ done
 run find-cot-step $BBM find --method cot-step --mode generate --limit 20 --batch-size 8 $MODEL
 # one run over the five tasks: it goes question by question, taking the tasks in turn, so a run
 # stopped early (a session ends) still compares every strategy on the same questions of every task
-run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $COMMON
+# (compare runs one question at a time and has no --batch-size; until 2026-12-03 this line passed
+# --batch-size 8, which compare then took and ignored: the run's config is the same without it)
+run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $MODEL
 # then the fresh questions
 for t in $FRESH_TASKS; do
   [ -f "$OUT/fresh-$t.jsonl" ] || $BBM data fresh --task $t --n 20 --seed 0 --out "$OUT/fresh-$t.jsonl"
 done
 [ -f "$OUT/fresh.jsonl" ] || for t in $FRESH_TASKS; do cat "$OUT/fresh-$t.jsonl"; done > "$OUT/fresh.jsonl"
 run compare-fresh $BBM compare --questions "$OUT/fresh.jsonl" --strategies $STRATEGIES --sc-samples 8 \
-  --sc-temperature 0.7 $BACKTRACK $COMMON
+  --sc-temperature 0.7 $BACKTRACK $MODEL
