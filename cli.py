@@ -11,7 +11,7 @@ import typer
 
 from backtrack.lm.backends import BackendConfig
 from backtrack.runs.options import (BacktrackOptions, Batching, DecodeOptions, FinderOptions, LocateOptions,
-                                    QuestionsFile, RunOptions, Selection, TracesFile)
+                                    QuestionBatch, QuestionsFile, RunOptions, Selection, TracesFile)
 from backtrack.runs.typer_options import build, command
 
 app = typer.Typer(help="bbm: find the first logical mistake in a chain of thought and fix it by backtracking.",
@@ -219,7 +219,7 @@ def run_command(name: str, *groups: type, **extra: Any) -> Callable:
 Accuracies = (str, typer.Option("0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95,1.0", "--accuracies",
                                 help="Comma-separated simulated reward-model accuracies."))
 RUN, LOCATE = (RunOptions, Selection), (LocateOptions, BacktrackOptions)
-DECODE = (DecodeOptions, Batching)  # compare takes DecodeOptions alone: it runs one question at a time
+DECODE = (DecodeOptions, Batching)
 
 
 @run_command("backtrack", *RUN, TracesFile, *DECODE, *LOCATE, BackendConfig)
@@ -251,7 +251,7 @@ def simulate_cli(run, sel, decode, batch, bt, backend, accuracies: str, rm_seed:
     return commands.simulate(run, sel, decode, batch, bt, backend, levels, rm_seed)
 
 
-@run_command("compare", *RUN, QuestionsFile, DecodeOptions, *LOCATE, BackendConfig,
+@run_command("compare", *RUN, QuestionsFile, DecodeOptions, QuestionBatch, *LOCATE, BackendConfig,
              strategies=(str, typer.Option("cot,self-consistency,least-to-most", "--strategies", help="Comma-separated: "
                                            "cot, backtrack, self-consistency, sc-weighted, least-to-most.")),
              sc_samples=(int, typer.Option(8, "--sc-samples", help="Self-consistency: traces sampled per question.")),
@@ -260,19 +260,19 @@ def simulate_cli(run, sel, decode, batch, bt, backend, accuracies: str, rm_seed:
                                                  "with a located mistake (1.0 without).")),
              summary_only=(bool, typer.Option(False, "--summary-only", help="Run nothing: print the table of what "
                                               "--out holds so far.")))
-def compare_cli(run, sel, files, decode, loc, bt, backend, strategies: str, sc_samples: int, sc_temperature: float,
-                located_weight: float, summary_only: bool) -> dict:
+def compare_cli(run, sel, files, decode, batch, loc, bt, backend, strategies: str, sc_samples: int,
+                sc_temperature: float, located_weight: float, summary_only: bool) -> dict:
     """Run prompting strategies on the same questions: accuracy, tokens, model calls and seconds per task, and a plot.
 
-    One question at a time, its strategies in turn (no --batch-size); a strategy's own samples, such as
-    self-consistency's k traces, are decoded together."""
+    --batch-size questions run together, each through its strategies in turn, their model calls made as one."""
     from backtrack.runs import commands
     from backtrack.runs.compare import summarise_run_dir
 
     if summary_only:
         return summarise_run_dir(run.out)
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
-    return commands.compare(run, sel, files, decode, loc, bt, backend, names, sc_samples, sc_temperature, located_weight)
+    return commands.compare(run, sel, files, decode, batch, loc, bt, backend, names, sc_samples, sc_temperature,
+                            located_weight)
 
 
 @run_command("find", *RUN, TracesFile, FinderOptions, Batching, BackendConfig)

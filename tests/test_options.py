@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from backtrack.methods.decoding import MAX_STEP_TOKENS, MAX_STEPS
 from backtrack.lm.backends import BackendConfig
 from backtrack.runs.options import (BATCH_SIZE, BacktrackOptions, Batching, DecodeOptions, FinderOptions,
-                                    LocateOptions, QuestionsFile, RunOptions, Selection, TracesFile)
+                                    LocateOptions, QuestionBatch, QuestionsFile, RunOptions, Selection, TracesFile)
 from backtrack.runs.rundir import RunDir
 from backtrack.runs.typer_options import cli_fields
 from cli import app
@@ -28,6 +28,9 @@ def params(name: str) -> dict:
 def test_each_option_is_declared_in_one_group():
     names = [f.name for g in GROUPS for f in cli_fields(g)]
     assert len(names) == len(set(names))
+    # compare's --batch-size counts questions: the same flag and check, its own default and help
+    [mine], [theirs] = cli_fields(QuestionBatch), cli_fields(Batching)
+    assert mine.name == theirs.name and (mine.default, theirs.default) == (1, BATCH_SIZE)
 
 
 def test_shared_options_have_one_name_and_default_everywhere():
@@ -36,10 +39,8 @@ def test_shared_options_have_one_name_and_default_everywhere():
         assert p["limit"].opts == ["--limit"] and p["limit"].default is None, name
         assert p["out"].required, name
         assert "max_tokens" not in p and "k" not in p, name
-        if name == "compare":  # one question at a time: a --batch-size would be taken and ignored
-            assert "batch_size" not in p
-        else:
-            assert p["batch_size"].opts == ["--batch-size"] and p["batch_size"].default == BATCH_SIZE, name
+        assert p["batch_size"].opts == ["--batch-size"], name
+        assert p["batch_size"].default == (1 if name == "compare" else BATCH_SIZE), name
         if name != "find":
             assert (p["max_steps"].default, p["max_step_tokens"].default) == (MAX_STEPS, MAX_STEP_TOKENS), name
             assert p["max_step_tokens"].opts == ["--max-step-tokens"], name
@@ -64,7 +65,7 @@ def test_bad_arguments_fail_before_anything_is_written(tmp_path):
                                    ("find", ["--method", "nope"], "method must be one of"),
                                    ("find", ["--mode", "nope"], "mode must be one of"),
                                    ("find", ["--reasoning-tokens", "0"], "--reasoning-tokens must be >= 1"),
-                                   ("compare", ["--batch-size", "8"], "No such option")]:
+                                   ("compare", ["--batch-size", "0"], "--batch-size must be >= 1")]:
         r = runner.invoke(app, [command, "--out", str(out), *args])
         assert r.exit_code != 0 and message in r.output and not out.exists(), (command, args, r.output)
 

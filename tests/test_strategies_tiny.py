@@ -290,3 +290,46 @@ def test_cli_compare_and_find(tiny_model_dir, tmp_path):
     assert out["mode"] == "logprob" and out["scores"]["overall"]["n"] == 1
     res = runner.invoke(app, ["compare", "--strategies", "nope", "--questions", str(q), "--out", str(tmp_path / "x"), *common])
     assert res.exit_code == 1 and "unknown strategy" in res.output
+
+
+def test_compare_runs_questions_together_as_it_would_one_by_one(gen, tmp_path):
+    """--batch-size 3: the three questions' calls go together (fewer, larger model calls), and every
+    record is what the run one question at a time wrote; seconds still add up to about the run's time."""
+    import time
+
+    from reward_model.simple import RandomLocator
+
+    items = ITEMS + [Item("multistep_arithmetic", "q3", "(2 * 3) =", "6")]
+    cfg = StrategyConfig(max_steps=3, max_step_tokens=12, sc_samples=2, ltm_decompose_tokens=24, bt_samples=2)
+    strategies = ["cot", "self-consistency", "sc-weighted", "least-to-most", "backtrack"]
+    runs = {}
+    for batch in (1, 3):
+        spy = CallCount(gen)
+        began = time.perf_counter()
+        run_compare(items, strategies, cfg, spy, tmp_path / f"b{batch}", locator_spec="random",
+                    make_locator=lambda g: RandomLocator(seed=0), batch_size=batch)
+        wall = time.perf_counter() - began
+        lines = (tmp_path / f"b{batch}" / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+        records = {r["key"]: r for r in map(json.loads, lines)}
+        assert len(records) == 15 and {r["batch_size"] for r in records.values()} == {batch}
+        assert sum(r["seconds"] for r in records.values()) <= wall
+        runs[batch] = records, spy
+    one, three = runs[1][0], runs[3][0]
+    same = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "batch_size")}  # noqa: E731
+    assert {k: same(r) for k, r in one.items()} == {k: same(r) for k, r in three.items()}
+    assert runs[3][1].calls < runs[1][1].calls and runs[3][1].requests == runs[1][1].requests
+
+
+class CallCount:
+    """The real LM, counting its calls and the requests they held."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.calls, self.requests = inner, inner.name, 0, 0
+
+    def generate_steps(self, requests):
+        self.calls, self.requests = self.calls + 1, self.requests + len(requests)
+        return self.inner.generate_steps(requests)
+
+    def loglikelihood(self, requests):
+        self.calls, self.requests = self.calls + 1, self.requests + len(requests)
+        return self.inner.loglikelihood(requests)

@@ -143,6 +143,18 @@ def test_compare_takes_tasks_in_turn_and_digest_ignores_order():
     assert questions_digest(items) != questions_digest(items[:3])
 
 
+def test_compare_batches_share_a_task_and_keep_the_tasks_in_turn():
+    from backtrack.runs.compare import round_robin, same_task_batches
+    from backtrack.methods.strategies import Item
+
+    tasks = ("dyck_languages", "word_sorting", "multistep_arithmetic")
+    items = round_robin([Item(t, f"{t[0]}{i}", f"{t}{i}", "x") for t in tasks for i in range(3)])
+    pairs = [(i, None) for i in items]
+    assert [i.id for i, _ in same_task_batches(pairs, 2)] == ["d0", "d1", "w0", "w1", "m0", "m1", "d2", "w2", "m2"]
+    assert same_task_batches(pairs, 1) == pairs  # one at a time: the run's own order
+    assert sorted(i.id for i, _ in same_task_batches(pairs, 4)) == sorted(i.id for i in items)
+
+
 def test_summary_counts_only_questions_every_strategy_finished():
     from backtrack.runs.compare import summarise_compare
 

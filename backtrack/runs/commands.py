@@ -12,7 +12,7 @@ from backtrack.runs.cache import OutcomeCache
 from backtrack.runs.executor import Work
 from backtrack.runs.kinds import run_kind
 from backtrack.runs.options import (BacktrackOptions, Batching, DecodeOptions, FinderOptions, LocateOptions,
-                                    QuestionsFile, RunOptions, Selection, TracesFile)
+                                    QuestionBatch, QuestionsFile, RunOptions, Selection, TracesFile)
 
 
 def make_locator(spec: str, seed: int, sel: Selection, backend: BackendConfig, lm: Any = None):
@@ -123,9 +123,9 @@ def simulate(run: RunOptions, sel: Selection, decode: DecodeOptions, batch: Batc
     return {"model": lm.name, "cache_hits": cache.hits, **out}
 
 
-def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, loc: LocateOptions,
-            bt: BacktrackOptions, backend: BackendConfig, strategies: tuple[str, ...], sc_samples: int,
-            sc_temperature: float, located_weight: float) -> dict[str, Any]:
+def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: DecodeOptions, batch: QuestionBatch,
+            loc: LocateOptions, bt: BacktrackOptions, backend: BackendConfig, strategies: tuple[str, ...],
+            sc_samples: int, sc_temperature: float, located_weight: float) -> dict[str, Any]:
     from backtrack.methods.strategies import StrategyConfig, get_strategy
     from backtrack.runs.compare import run_compare
 
@@ -142,7 +142,7 @@ def compare(run: RunOptions, sel: Selection, files: QuestionsFile, decode: Decod
     lm = load_lm(backend)
     return run_compare(items, list(strategies), config, lm, run.out, locator_spec=loc.locator,
                        make_locator=lambda counting: make_locator(loc.locator, run.seed, sel, backend, counting),
-                       shard=run.shard)
+                       shard=run.shard, batch_size=batch.batch_size)
 
 
 def find(run: RunOptions, sel: Selection, files: TracesFile, finder: FinderOptions, batch: Batching,

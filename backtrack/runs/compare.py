@@ -9,7 +9,9 @@ Cost columns. tokens and calls count what a strategy needs on its own. The strat
 question share a memory of model calls (backtrack.lm.wrappers.CachingLM): sc-weighted votes over the very
 samples self-consistency drew, and backtrack starts from cot's greedy trace, so those calls are
 answered from memory -- counted in tokens and calls, listed as reused_calls, and not paid again in
-seconds. seconds is therefore the wall time each strategy took in this run, after the reuse.
+seconds. seconds is therefore the wall time each strategy took in this run, after the reuse; with
+--batch-size N, N questions run together and a strategy's seconds are its share of the model calls it
+shared with the other questions (backtrack/lm/lockstep.py), so they add up to the run's wall time.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any
 from reward_model.locator import Locator
 
 from backtrack.lm.generator import LM
+from backtrack.lm.lockstep import Lockstep, Seat
 from backtrack.runs.compute import sc_curve, tokens_per_corrected
 from backtrack.runs.executor import Work, execute
 from bigbench_mistake.bootstrap import accuracy_interval, difference_interval
@@ -48,6 +51,22 @@ def round_robin(items: Sequence[Item]) -> list[Item]:
     return [v[r] for r in range(rounds) for v in by_task.values() if r < len(v)]
 
 
+def same_task_batches(questions: list[tuple[Item, Any]], size: int) -> list[tuple[Item, Any]]:
+    """The questions (in round-robin order) regrouped so that `size` in a row share a task, the tasks
+    still in turn: a batch then shares one few-shot prompt. Why: llama.cpp's unified KV cache attends
+    over every cell in use, so four questions of four tasks make each token attend over four
+    ~2,000-token prompts (benchmarks/bench_compare.py: slower than one question at a time on 2 cores)."""
+    queues: dict[str, list[tuple[Item, Any]]] = {}
+    for q in questions:
+        queues.setdefault(q[0].task, []).append(q)
+    out: list[tuple[Item, Any]] = []
+    while any(queues.values()):
+        for task, queue in queues.items():
+            out += queue[:size]
+            del queue[:size]
+    return out
+
+
 def compare_config(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, model: str,
                    locator_spec: str | None) -> dict[str, Any]:
     return {"kind": "compare", "command": "compare", "strategies": list(strategies), "strategy_config": config.to_json(),
@@ -56,32 +75,55 @@ def compare_config(items: Sequence[Item], strategies: Sequence[str], config: Str
 
 def run_compare(items: Sequence[Item], strategies: Sequence[str], config: StrategyConfig, lm: LM,
                 out: str | Path, locator_spec: str | None = None,
-                make_locator: Callable[[LM], Locator] | None = None, shard: str | None = None) -> dict[str, Any]:
+                make_locator: Callable[[LM], Locator] | None = None, shard: str | None = None,
+                batch_size: int = 1) -> dict[str, Any]:
     """Run every strategy on every item (resuming), write results.json and the plot, return the summary.
 
     make_locator gets the counting model, so a locator that asks the model is charged to the
     strategy that used it. The run's items are (question, strategy) pairs, question by question;
-    shard "i/n" runs only that slice of them (join the slices with bbm merge)."""
+    shard "i/n" runs only that slice of them (join the slices with bbm merge). batch_size questions
+    run at once, each through its strategies in turn, their model calls made together
+    (backtrack/lm/lockstep.py); a question's records are written when its last strategy ends."""
     for name in strategies:
         get_strategy(name)
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
     needs = [s for s in strategies if s in NEEDS_LOCATOR]
     if needs and make_locator is None:
         raise ValueError(f"{', '.join(needs)} need(s) a locator (--locator)")
     pairs = [(item, name) for item in round_robin(items) for name in strategies]
 
     def work(w: Work) -> None:
-        memo = CachingLM(w.lm)  # one question's calls, shared by its strategies (see CachingLM)
-        counter = CountingLM(memo)
-        locator = make_locator(counter) if needs and make_locator else None
-        current = None
+        questions: dict[str, tuple[Item, list[str]]] = {}  # this shard's undone pairs, by question, in order
         for item, name in w.todo:
-            if item.id != current:
-                memo.clear()
-                current = item.id
-            hits = memo.hits
-            [result] = get_strategy(name)([item], config, counter, locator)
-            w.write({**result.to_record(), "reused_calls": memo.hits - hits})
-            w.step(1)
+            questions.setdefault(item.id, (item, []))[1].append(name)
+        order = same_task_batches(list(questions.values()), batch_size)
+        lockstep = Lockstep(w.lm, batch_size)
+        seats = {}  # per seat, kept from question to question: its memo, its counter, a locator charging it
+        for seat in lockstep.seats:
+            memo = CachingLM(seat)
+            counter = CountingLM(memo)
+            seats[seat.index] = memo, counter, make_locator(counter) if needs and make_locator else None
+
+        def job(item: Item, names: list[str]) -> Callable[[Seat], list[dict[str, Any]]]:
+            def run(seat: Seat) -> list[dict[str, Any]]:
+                memo, counter, locator = seats[seat.index]
+                memo.clear()  # one question's calls, shared by its strategies (see CachingLM)
+                records = []
+                for name in names:
+                    hits, began = memo.hits, seat.seconds
+                    [result] = get_strategy(name)([item], config, counter, locator)
+                    result.seconds = seat.seconds - began  # its share of calls made with other questions
+                    records.append({**result.to_record(), "reused_calls": memo.hits - hits, "batch_size": batch_size})
+                return records
+            return run
+
+        def finished(_: int, records: list[dict[str, Any]]) -> None:
+            for record in records:
+                w.write(record)
+            w.step(len(records))
+
+        lockstep.run([job(item, names) for item, names in order], on_done=finished)
 
     config_json = compare_config(items, strategies, config, lm.name, locator_spec if needs else None)
     out = execute(config_json, pairs, out, shard, lm, work, results_from_records, plot_run_dir,

@@ -103,6 +103,17 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class QuestionBatch:
+    """bbm compare's --batch-size: the same flag and check as Batching, counting questions, default 1."""
+    batch_size: int = option(1, "Questions run together, each through its strategies, every model call holding "
+                             "the next request of each (for a server that batches; on 2 CPU cores with llama.cpp "
+                             "it was no faster: benchmarks/bench_compare.py).")
+
+    def __post_init__(self) -> None:
+        require_positive(self, "batch_size", flags=True)
+
+
+@dataclass(frozen=True)
 class FinderOptions:
     method: str = option("direct-step", "direct-trace | direct-step | cot-step (the paper's three prompts).")
     mode: str = option("logprob", "logprob (compare the answers' log-probabilities; base models) | generate (free "
