@@ -17,8 +17,9 @@ Only the coordinator's thread touches the model; anything else a job reads from 
 tokenizer, chat_prefix) goes through the same lock.
 
 Seconds: a seat is charged its share of each call it was part of (the call's wall time split equally
-among the seats in it) plus its own time between calls, so the seats' seconds add up to about the
-wall time of the whole run, and a seat alone is charged what it took.
+among the seats in it) plus the CPU time of its own thread between calls (not its wall time, which
+would count the other jobs' turns at the interpreter lock too), so the seats' seconds add up to
+about the wall time of the whole run, and a seat alone is charged what it took.
 """
 from __future__ import annotations
 
@@ -43,13 +44,14 @@ class Seat:
         self._lockstep, self.index = lockstep, index
         self.name = lockstep.lm.name
         self.charged = 0.0  # seconds: shares of the calls this seat was part of
-        self.own = 0.0  # seconds: this seat's time between its calls (while its job runs)
-        self._since: float | None = None
+        self.own = 0.0  # seconds: this seat's CPU time between its calls (while its job runs)
+        self._since: float | None = None  # thread CPU time when the running stretch began
+        self._thread: int | None = None  # the thread running this seat's job (thread_time is per thread)
 
     @property
     def seconds(self) -> float:
         """Seconds charged to this seat so far, the running stretch included."""
-        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        running = time.thread_time() - self._since if self._since is not None and self._mine() else 0.0
         return self.charged + self.own + running
 
     def __getattr__(self, item: str) -> Any:
@@ -77,12 +79,15 @@ class Seat:
         finally:
             self._start_clock()
 
+    def _mine(self) -> bool:
+        return threading.get_ident() == self._thread
+
     def _start_clock(self) -> None:
-        self._since = time.perf_counter()
+        self._thread, self._since = threading.get_ident(), time.thread_time()
 
     def _stop_clock(self) -> None:
         if self._since is not None:
-            self.own += time.perf_counter() - self._since
+            self.own += time.thread_time() - self._since
             self._since = None
 
 
@@ -181,7 +186,9 @@ class Lockstep:
         return [results[j] for j in range(len(jobs))]
 
     def _call(self, asks: list[tuple[int, tuple[str, list]]]) -> None:
-        """One model call per kind asked this round; every asking seat gets its part (or the error)."""
+        """One model call per kind asked this round; then every asking seat gets its part (or the
+        error), so no job runs while a call of its round is still being made."""
+        replies: dict[int, tuple[bool, Any]] = {}
         for kind in KINDS:
             part = [(i, requests) for i, (k, requests) in asks if k == kind]
             if not part:
@@ -191,15 +198,15 @@ class Lockstep:
             try:
                 with self.model_lock:
                     answers = getattr(self.lm, kind)(flat)
-                replies, offset = {}, 0
+                offset = 0
                 for i, requests in part:
                     replies[i] = (True, answers[offset:offset + len(requests)])
                     offset += len(requests)
             except BaseException as e:
-                replies = {i: (False, e) for i, _ in part}
+                replies.update({i: (False, e) for i, _ in part})
             share = (time.perf_counter() - start) / len(part)
             for i, _ in part:
                 self.seats[i].charged += share
-            with self._cond:
-                self._replies.update(replies)
-                self._cond.notify_all()
+        with self._cond:
+            self._replies.update(replies)
+            self._cond.notify_all()

@@ -61,7 +61,7 @@ def same_task_batches(questions: list[tuple[Item, Any]], size: int) -> list[tupl
         queues.setdefault(q[0].task, []).append(q)
     out: list[tuple[Item, Any]] = []
     while any(queues.values()):
-        for task, queue in queues.items():
+        for queue in queues.values():
             out += queue[:size]
             del queue[:size]
     return out

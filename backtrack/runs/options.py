@@ -17,7 +17,7 @@ from bigbench_mistake.records import Trace
 if TYPE_CHECKING:
     from reward_model.prompt_finders import FinderConfig
 
-BATCH_SIZE = 4  # traces decoded (bbm find: checked) together, the default of every command's --batch-size
+BATCH_SIZE = 4  # traces decoded (bbm find: checked) together: --batch-size of every command but compare's (QuestionBatch)
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,14 @@ done
 run find-cot-step $BBM find --method cot-step --mode generate --limit 20 --batch-size 8 $MODEL
 # one run over the five tasks: it goes question by question, taking the tasks in turn, so a run
 # stopped early (a session ends) still compares every strategy on the same questions of every task
-# (compare runs one question at a time and has no --batch-size; until 2026-12-03 this line passed
-# --batch-size 8, which compare then took and ignored: the run's config is the same without it)
-run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $MODEL
+# (one question at a time: compare's --batch-size counts questions, and on these cores more than one
+# was no faster; until 2026-12-03 this line passed --batch-size 8, which compare then took and ignored)
+run compare $BBM compare --limit 30 --strategies $STRATEGIES --sc-samples 8 --sc-temperature 0.7 $BACKTRACK $MODEL \
+  --batch-size 1
 # then the fresh questions
 for t in $FRESH_TASKS; do
   [ -f "$OUT/fresh-$t.jsonl" ] || $BBM data fresh --task $t --n 20 --seed 0 --out "$OUT/fresh-$t.jsonl"
 done
 [ -f "$OUT/fresh.jsonl" ] || for t in $FRESH_TASKS; do cat "$OUT/fresh-$t.jsonl"; done > "$OUT/fresh.jsonl"
 run compare-fresh $BBM compare --questions "$OUT/fresh.jsonl" --strategies $STRATEGIES --sc-samples 8 \
-  --sc-temperature 0.7 $BACKTRACK $MODEL
+  --sc-temperature 0.7 $BACKTRACK $MODEL --batch-size 1
