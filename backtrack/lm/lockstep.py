@@ -2,11 +2,12 @@
 sequential code (a strategy after another), advance in lockstep so that one model call holds a
 request of every job.
 
-Why: a strategy that decodes one trace (cot, least-to-most, backtracking's greedy finish) keeps a
-CPU at one stream, and a server at one request, while the same call for four questions costs little
-more (llama.cpp on 2 cores: 8 streams give 1.7x the tokens/s of one; a server batches the requests
-of a call). Rewriting every strategy to take several questions would duplicate each one; running
-each question's code in its own thread and gathering their calls leaves the strategies as they are.
+Why: a strategy that decodes one trace (cot, least-to-most, backtracking's greedy finish) sends a
+server one request at a time, while a server that batches (vLLM) serves many for little more. On a
+2-core CPU it did not pay (README, "Prompting strategies": llama.cpp's one KV cache makes every
+token attend over every question's prompt). Rewriting every strategy to take several questions
+would duplicate each one; running each question's code in its own thread and gathering their calls
+leaves the strategies as they are.
 
 How: each job gets a Seat, an LM whose calls wait for the coordinator. A round starts when every
 job still running has asked (or finished); the coordinator then makes one generate_steps call with
