@@ -103,14 +103,11 @@ class Batching:
 
 
 @dataclass(frozen=True)
-class QuestionBatch:
+class QuestionBatch(Batching):
     """bbm compare's --batch-size: the same flag and check as Batching, counting questions, default 1."""
     batch_size: int = option(1, "Questions run together, each through its strategies, every model call holding "
                              "the next request of each (for a server that batches; on 2 CPU cores with llama.cpp "
                              "it was no faster: benchmarks/bench_compare.py).")
-
-    def __post_init__(self) -> None:
-        require_positive(self, "batch_size", flags=True)
 
 
 @dataclass(frozen=True)
