@@ -45,7 +45,7 @@ def measure(args: argparse.Namespace, items: list, batch_size: int) -> dict:
                     make_locator=lambda lm: make_locator("trained", LocatorOptions(generator=lm, cache_dir=args.cache_dir)),
                     batch_size=batch_size)
         seconds = time.perf_counter() - t0
-        records = [json.loads(line) for line in (Path(out) / "run" / "samples.jsonl").read_text().splitlines()]
+        records = [json.loads(line) for line in (Path(out) / "run" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     tokens, prompt = gen.generated_tokens, gen.prompt_tokens_evaluated
     gen.close()
     return {"batch_size": batch_size, "seconds": round(seconds, 1), "generated_tokens": tokens, "prompt_tokens": prompt,
