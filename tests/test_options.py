@@ -67,7 +67,7 @@ def test_bad_arguments_fail_before_anything_is_written(tmp_path):
                                    ("find", ["--reasoning-tokens", "0"], "--reasoning-tokens must be >= 1"),
                                    ("compare", ["--batch-size", "0"], "--batch-size must be >= 1")]:
         r = runner.invoke(app, [command, "--out", str(out), *args])
-        assert r.exit_code != 0 and message in r.output and not out.exists(), (command, args, r.output)
+        assert r.exit_code == 1 and message in r.output and not out.exists(), (command, args, r.output)
 
 
 def test_a_changed_config_names_each_field_with_both_values(tmp_path):
