@@ -34,6 +34,7 @@ def measure(args: argparse.Namespace, items: list, batch_size: int) -> dict:
     from backtrack.lm.backends import LlamaOptions, load_llama
     from backtrack.methods.strategies import StrategyConfig
     from backtrack.runs.compare import run_compare
+    from backtrack.runs.rundir import finished_records
     from reward_model.registry import LocatorOptions, make_locator
 
     gen = load_llama(args.model, args.cache_dir, LlamaOptions(threads=args.threads, n_ctx=32768, prefix_states=False))
@@ -45,7 +46,7 @@ def measure(args: argparse.Namespace, items: list, batch_size: int) -> dict:
                     make_locator=lambda lm: make_locator("trained", LocatorOptions(generator=lm, cache_dir=args.cache_dir)),
                     batch_size=batch_size)
         seconds = time.perf_counter() - t0
-        records = [json.loads(line) for line in (Path(out) / "run" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+        records, _ = finished_records(Path(out) / "run")
     tokens, prompt = gen.generated_tokens, gen.prompt_tokens_evaluated
     gen.close()
     return {"batch_size": batch_size, "seconds": round(seconds, 1), "generated_tokens": tokens, "prompt_tokens": prompt,
