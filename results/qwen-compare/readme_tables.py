@@ -10,6 +10,7 @@ decimal, seconds to whole seconds below which two decimals), never recomputed. T
 """
 import re
 import sys
+import textwrap
 
 LONG = {"cot": "cot (greedy)", "self-consistency": "self-consistency k=8, T=0.7",
         "sc-weighted": "sc-weighted (same samples)", "least-to-most": "least-to-most",
@@ -90,7 +91,8 @@ def render(task, lines, overall):
                 pairs = [p.strip() for p in found.split(";")]
                 listed = "; ".join(re.sub(r" - ", " − ", p).replace("[-", "[−").replace(", -", ", −")
                                    for p in pairs)
-                out += ["", f"Paired 95% intervals that leave out 0: {len(pairs)} of the {total}: {listed}."]
+                text = f"Paired 95% intervals that leave out 0: {len(pairs)} of the {total}: {listed}."
+                out += [""] + textwrap.wrap(text, width=104, break_on_hyphens=False)
         elif line.startswith(("At backtracking's cost", "Against cot")):
             print(f"{task}: {line}", file=sys.stderr)  # for the paragraph, not pasted as is
     return out
