@@ -59,12 +59,16 @@ def sections(lines):
     return out
 
 
+def cells(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def render(task, lines, overall):
-    strategies = [line for line in lines if line.startswith("| ") and not line.startswith("| strategy")
-                  and not line.startswith("| row") and not line.startswith("|---")]
-    n_strategies = 5
-    table = [[c.strip() for c in row.strip().strip("|").split("|")] for row in strategies[:n_strategies]]
-    matrix = [[c.strip() for c in row.strip().strip("|").split("|")] for row in strategies[n_strategies:]]
+    # the strategy table's rows come before the difference matrix's header ('| row − column ...')
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| strategy")]
+    split = next(i for i, line in enumerate(rows) if line.startswith("| row"))
+    table = [cells(row) for row in rows[:split] if not row.startswith("|---")]
+    matrix = [cells(row) for row in rows[split + 1:] if not row.startswith("|---")]
     out = []
     if overall:
         out += ["| strategy | n | accuracy % [95% bootstrap interval] | invalid | tokens/q | calls/q | s/q |",
@@ -73,8 +77,8 @@ def render(task, lines, overall):
         header = [MATRIX_NAMES.get(row[0], row[0]) for row in table[1:]]
         out += ["", "| | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
         for row in matrix:
-            cells = [row[0]] + [diff_cell(c) for c in row[1:]]
-            out.append(" ".join(f"| {c}" if c else "|" for c in cells) + " |")
+            shown = [row[0]] + [diff_cell(c) for c in row[1:]]
+            out.append(" ".join(f"| {c}" if c else "|" for c in shown) + " |")
     else:
         out += [f"**{task}**", "",
                 "| strategy | n | accuracy % [95%] | invalid | tokens/q | calls/q | s/q |",
