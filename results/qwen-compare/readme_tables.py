@@ -1,115 +1,107 @@
-"""Condense `bbm report results/qwen-compare/compare` into the README's "Strategies on a 1.5B model" tables.
+"""The README's "Strategies on a 1.5B model" tables, from a compare run directory.
 
-    bbm report results/qwen-compare/compare | python results/qwen-compare/readme_tables.py
+    python results/qwen-compare/readme_tables.py results/qwen-compare/compare
 
-Reads the report's markdown on stdin and prints, for the README: the overall table (long strategy
-names), its difference matrix, then one table per task with short names and the list of paired
-intervals that leave out 0. Numbers are only re-rounded (tokens to whole numbers, calls to one
-decimal, seconds to whole seconds below which two decimals), never recomputed. The report's
-"At backtracking's cost" and "Against cot" lines go to stderr, for the paragraph under the tables.
+Reads the run the way `bbm report` and `bbm compare --summary-only` do (the report layer's summary of
+the finished records: backtrack/runs/compare.py), writes nothing, and prints for the README: the
+overall table (long strategy names), its difference matrix, then one table per task with short names
+and the paired intervals that leave out 0. The figures the paragraph under the tables quotes go to
+stderr: each strategy's tokens and seconds against cot's, self-consistency at backtracking's token
+cost, and tokens per corrected answer against cot, overall and per task.
 """
-import re
 import sys
 import textwrap
+from pathlib import Path
+
+from backtrack.runs.compare import results_from_records
+from backtrack.runs.compute import matched_k
+from backtrack.runs.rundir import finished_records, read_run_file
 
 LONG = {"cot": "cot (greedy)", "self-consistency": "self-consistency k=8, T=0.7",
         "sc-weighted": "sc-weighted (same samples)", "least-to-most": "least-to-most",
         "backtrack": "backtracking (trained locator, guarded)"}
 SHORT = {"cot": "cot", "self-consistency": "SC k=8", "sc-weighted": "sc-weighted",
          "least-to-most": "least-to-most", "backtrack": "backtracking"}
-MATRIX_NAMES = {"backtrack": "backtracking"}
+MATRIX = {"backtrack": "backtracking"}
 
 
-def signed(text):
-    """'+0.0' -> '0.0', '-5.6' -> '−5.6' (the README's minus sign)."""
-    value = float(text)
-    return "0.0" if value == 0 else text.replace("-", "−")
+def points(value):
+    """Accuracy points with the README's minus sign and no sign on 0: '+4.0', '−5.6', '0.0'."""
+    return "0.0" if round(value, 1) == 0 else f"{value:+.1f}".replace("-", "−")
 
 
-def diff_cell(cell):
-    cell = cell.strip("* ")
-    if cell == "–":
-        return ""
-    point, low, high = re.match(r"([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]", cell).groups()
-    return f"{signed(point)} [{signed(low)}, {signed(high)}]"
+def difference(d):
+    return f"{points(d['difference'])} [{points(d['interval'][0])}, {points(d['interval'][1])}]"
 
 
-def seconds(text):
-    value = float(text)
+def accuracy(b):
+    low, high = b["accuracy_interval"]
+    return f"{b['accuracy']:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def seconds(value):
     return f"{value:.2f}" if value < 1 else f"{value:.0f}"
 
 
-def strategy_row(cells, names):
-    name, n, acc, invalid, tokens, calls, secs = cells
-    return (f"| {names[name]} | {n} | {acc} | {invalid} | {float(tokens):,.0f} | {float(calls):.1f}"
-            f" | {seconds(secs)} |")
+def strategy_rows(block, names):
+    return [f"| {names[s]} | {b['n']} | {accuracy(b)} | {b['invalid']} | {b['mean_tokens']:,.0f}"
+            f" | {b['mean_calls']:.1f} | {seconds(b['mean_seconds'])} |" for s, b in block.items()]
 
 
-def sections(lines):
-    """{task: [lines]} for every '### task' section of the strategies part."""
-    out, task = {}, None
-    for line in lines:
-        if line.startswith("### "):
-            task = line[4:].strip()
-            out[task] = []
-        elif line.startswith("## ") and task is not None:
-            task = None
-        elif task is not None:
-            out[task].append(line)
+def matrix(diffs, strategies):
+    out = ["| | " + " | ".join(MATRIX.get(s, s) for s in strategies[1:]) + " |",
+           "|---" * len(strategies) + "|"]
+    for i, a in enumerate(strategies[:-1]):
+        cells = [difference(diffs[f"{a} - {b}"]) if j > i else "" for j, b in enumerate(strategies) if j > 0]
+        out.append(f"| {a} " + "".join(f"| {c} " if c else "| " for c in cells) + "|")
     return out
 
 
-def cells(line):
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+def leaving_out_zero(diffs):
+    real = [f"{pair.replace(' - ', ' − ')} {difference(d)}" for pair, d in diffs.items() if d["real"]]
+    if not real:
+        return [f"Paired 95% intervals that leave out 0: none of the {len(diffs)}."]
+    text = f"Paired 95% intervals that leave out 0: {len(real)} of the {len(diffs)}: {'; '.join(real)}."
+    return textwrap.wrap(text, width=104, break_on_hyphens=False)
 
 
-def render(task, lines, overall):
-    # the strategy table's rows come before the difference matrix's header ('| row − column ...')
-    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| strategy")]
-    split = next(i for i, line in enumerate(rows) if line.startswith("| row"))
-    table = [cells(row) for row in rows[:split] if not row.startswith("|---")]
-    matrix = [cells(row) for row in rows[split + 1:] if not row.startswith("|---")]
-    out = []
-    if overall:
-        out += ["| strategy | n | accuracy % [95% bootstrap interval] | invalid | tokens/q | calls/q | s/q |",
-                "|---|---|---|---|---|---|---|"]
-        out += [strategy_row(row, LONG) for row in table]
-        header = [MATRIX_NAMES.get(row[0], row[0]) for row in table[1:]]
-        out += ["", "| | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
-        for row in matrix:
-            shown = [row[0]] + [diff_cell(c) for c in row[1:]]
-            out.append(" ".join(f"| {c}" if c else "|" for c in shown) + " |")
-    else:
-        out += [f"**{task}**", "",
-                "| strategy | n | accuracy % [95%] | invalid | tokens/q | calls/q | s/q |",
-                "|---|---|---|---|---|---|---|"]
-        out += [strategy_row(row, SHORT) for row in table]
-    for line in lines:
-        if line.startswith("Differences whose"):
-            found = line.split(":", 1)[1].strip()
-            total = re.search(r"\(of (\d+) pairs\)", found).group(1)
-            found = re.sub(r"\s*\(of \d+ pairs\)\.?$", "", found)
-            if found.startswith("none"):
-                out += ["", f"Paired 95% intervals that leave out 0: none of the {total}."]
-            else:
-                pairs = [p.strip() for p in found.split(";")]
-                listed = "; ".join(re.sub(r" - ", " − ", p).replace("[-", "[−").replace(", -", ", −")
-                                   for p in pairs)
-                text = f"Paired 95% intervals that leave out 0: {len(pairs)} of the {total}: {listed}."
-                out += [""] + textwrap.wrap(text, width=104, break_on_hyphens=False)
-        elif line.startswith(("At backtracking's cost", "Against cot")):
-            print(f"{task}: {line}", file=sys.stderr)  # for the paragraph, not pasted as is
-    return out
+def facts(res, key, block):
+    """One stderr line: cost against cot, SC at backtracking's cost, tokens per corrected answer."""
+    cot = block["cot"]
+    ratios = ", ".join(f"{s} {b['mean_tokens'] / cot['mean_tokens']:.2f}x tok {b['mean_seconds'] / cot['mean_seconds']:.2f}x s"
+                       for s, b in block.items() if s != "cot")
+    point = matched_k(res["sc_curve"][key], block["backtrack"]["mean_tokens"])
+    iv = point["accuracy_interval"]
+    matched = f"SC k={point['k']} {point['accuracy']:.1f} [{iv[0]:.1f}, {iv[1]:.1f}] {point['mean_tokens']:.0f} tok/q"
+    per = "; ".join(f"{s} {t['net_corrected']:+d} for {t['extra_tokens']:+,d} tok"
+                    + (f" ({t['tokens_per_corrected']:,.0f} per corrected)" if t["tokens_per_corrected"] else "")
+                    for s, t in res["tokens_per_corrected"][key].items())
+    return f"{key} (n={cot['n']}): {ratios} | at bt cost: {matched} | against cot: {per}"
 
 
 def main():
-    parts = sections(sys.stdin.read().splitlines())
-    if "all tasks" not in parts:
-        sys.exit("no '### all tasks' section on stdin: pipe in `bbm report results/qwen-compare/compare`")
-    print("\n".join(render("all tasks", parts.pop("all tasks"), overall=True)))
-    for task, lines in parts.items():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    path = Path(sys.argv[1])
+    records, _ = finished_records(path)
+    res = results_from_records(read_run_file(path / "config.json"), records)
+    strategies = res["strategies"]
+    print("| strategy | n | accuracy % [95% bootstrap interval] | invalid | tokens/q | calls/q | s/q |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(strategy_rows(res["all"], LONG)))
+    print()
+    print("\n".join(matrix(res["differences"]["all"], strategies)))
+    print(facts(res, "all", res["all"]), file=sys.stderr)
+    for task, block in res["tasks"].items():
+        print(f"\n**{task}**\n")
+        print("| strategy | n | accuracy % [95%] | invalid | tokens/q | calls/q | s/q |")
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(strategy_rows(block, SHORT)))
         print()
-        print("\n".join(render(task, lines, overall=False)))
+        print("\n".join(leaving_out_zero(res["differences"][task])))
+        print(facts(res, task, block), file=sys.stderr)
+    print(f"questions complete: {res['questions_complete']}, partial: {res['questions_partial']}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":
