@@ -4,8 +4,12 @@
 # the queue, so a resumed run shares no question's cache across processes.
 set -u
 RUNS=${RUNS:-/root/bbm-runs}
-F="$RUNS/c/compare/samples.jsonl"
-per=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['strategies']))" "$RUNS/c/compare/config.json")
+# the run being written: the dataset's questions until their run has results.json, then the fresh
+D="$RUNS/c/compare"
+[ -f "$D/results.json" ] && D="$RUNS/c/compare-fresh"
+F="$D/samples.jsonl"
+[ -f "$F" ] || { echo "$F: no such file yet"; exit 1; }
+per=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['strategies']))" "$D/config.json")
 n0=$(wc -l < "$F")
 while :; do
   n=$(wc -l < "$F")
