@@ -4,10 +4,11 @@
 
 Reads the run the way `bbm report` and `bbm compare --summary-only` do (the report layer's summary of
 the finished records: backtrack/runs/compare.py), writes nothing, and prints for the README: the
-overall table (long strategy names), its difference matrix, then one table per task with short names
-and the paired intervals that leave out 0. The figures the paragraph under the tables quotes go to
-stderr: each strategy's tokens and seconds against cot's, self-consistency at backtracking's token
-cost, and tokens per corrected answer against cot, overall and per task.
+overall table (long strategy names), its difference matrix (bold where the paired interval leaves out
+0) and those intervals listed, then one table per task with short names and its intervals that leave
+out 0. The figures the paragraph under the tables quotes go to stderr: each strategy's tokens and
+seconds against cot's, self-consistency at backtracking's token cost, and tokens per corrected answer
+against cot, overall and per task.
 """
 import sys
 import textwrap
@@ -48,11 +49,16 @@ def strategy_rows(block, names):
             f" | {b['mean_calls']:.1f} | {seconds(b['mean_seconds'])} |" for s, b in block.items()]
 
 
+def cell(d):
+    """A matrix cell: bold where the interval leaves out 0, as in `bbm report`."""
+    return f"**{difference(d)}**" if d["real"] else difference(d)
+
+
 def matrix(diffs, strategies):
     out = ["| | " + " | ".join(MATRIX.get(s, s) for s in strategies[1:]) + " |",
            "|---" * len(strategies) + "|"]
     for i, a in enumerate(strategies[:-1]):
-        cells = [difference(diffs[f"{a} - {b}"]) if j > i else "" for j, b in enumerate(strategies) if j > 0]
+        cells = [cell(diffs[f"{a} - {b}"]) if j > i else "" for j, b in enumerate(strategies) if j > 0]
         out.append(f"| {a} " + "".join(f"| {c} " if c else "| " for c in cells) + "|")
     return out
 
@@ -91,6 +97,8 @@ def main():
     print("\n".join(strategy_rows(res["all"], LONG)))
     print()
     print("\n".join(matrix(res["differences"]["all"], strategies)))
+    print()
+    print("\n".join(leaving_out_zero(res["differences"]["all"])))
     print(facts(res, "all", res["all"]), file=sys.stderr)
     for task, block in res["tasks"].items():
         print(f"\n**{task}**\n")
