@@ -74,13 +74,15 @@ def leaving_out_zero(diffs):
 def facts(res, key, block):
     """One stderr line: cost against cot, SC at backtracking's cost, tokens per corrected answer."""
     cot = block["cot"]
-    ratios = ", ".join(f"{s} {b['mean_tokens'] / cot['mean_tokens']:.2f}x tok {b['mean_seconds'] / cot['mean_seconds']:.2f}x s"
-                       for s, b in block.items() if s != "cot")
+    ratios = ", ".join(f"{s} {b['mean_tokens'] / cot['mean_tokens']:.2f}x tok"
+                       f" {b['mean_seconds'] / cot['mean_seconds']:.2f}x s" for s, b in block.items() if s != "cot")
     point = matched_k(res["sc_curve"][key], block["backtrack"]["mean_tokens"])
     iv = point["accuracy_interval"]
-    matched = f"SC k={point['k']} {point['accuracy']:.1f} [{iv[0]:.1f}, {iv[1]:.1f}] {point['mean_tokens']:.0f} tok/q"
+    matched = (f"SC k={point['k']} {point['accuracy']:.1f} [{iv[0]:.1f}, {iv[1]:.1f}]"
+               f" {point['mean_tokens']:.0f} tok/q")
     per = "; ".join(f"{s} {t['net_corrected']:+d} for {t['extra_tokens']:+,d} tok"
-                    + (f" ({t['tokens_per_corrected']:,.0f} per corrected)" if t["tokens_per_corrected"] else "")
+                    + (f" ({t['tokens_per_corrected']:,.0f} per corrected)"
+                       if t["tokens_per_corrected"] else "")
                     for s, t in res["tokens_per_corrected"][key].items())
     return f"{key} (n={cot['n']}): {ratios} | at bt cost: {matched} | against cot: {per}"
 
