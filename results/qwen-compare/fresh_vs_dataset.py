@@ -1,0 +1,93 @@
+"""Accuracy on fresh questions against accuracy on the dataset's own, strategy by strategy, for the
+tasks the fresh run covers (the README's "Fresh questions" table under "Strategies on a 1.5B model").
+
+    python results/qwen-compare/fresh_vs_dataset.py results/qwen-compare/compare \
+        results/qwen-compare/compare-fresh
+
+The two runs answer different questions, so the interval on a difference is not the paired one of
+`bbm report`: each resample draws the dataset's questions and the fresh questions independently
+(2,000 resamples, seeded as in bigbench_mistake/bootstrap.py). Only questions every strategy finished
+are counted, so a run still going gives the same columns for each strategy. A fresh accuracy well below
+the dataset's would say the dataset's answers are inflated by the model having seen BIG-Bench; an
+interval holding 0 says the runs cannot tell.
+"""
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from bigbench_mistake.bootstrap import N_RESAMPLES, SEED, accuracy_interval
+from backtrack.runs.rundir import finished_records, read_run_file
+
+SHORT = {"cot": "cot", "self-consistency": "SC k=8", "sc-weighted": "sc-weighted",
+         "least-to-most": "least-to-most", "backtrack": "backtracking"}
+
+
+def complete(path):
+    """{task: {strategy: [correct, ...]}} over the questions every strategy of the run finished."""
+    strategies = read_run_file(Path(path) / "config.json")["strategies"]
+    by_question = defaultdict(dict)
+    for r in finished_records(path)[0]:
+        by_question[(r["task"], r["id"])][r["strategy"]] = bool(r["correct"])
+    out = defaultdict(lambda: defaultdict(list))
+    for (task, _), answers in by_question.items():
+        if all(s in answers for s in strategies):
+            for s in strategies:
+                out[task][s].append(answers[s])
+    return out
+
+
+def unpaired_difference(a, b, seed=SEED):
+    """Accuracy of a minus accuracy of b (percent), different questions: a 95% percentile interval
+    from resampling each side on its own."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ma = a[rng.integers(0, len(a), size=(N_RESAMPLES, len(a)))].mean(axis=1)
+    mb = b[rng.integers(0, len(b), size=(N_RESAMPLES, len(b)))].mean(axis=1)
+    diffs = 100.0 * (ma - mb)
+    low, high = float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+    return 100.0 * (a.mean() - b.mean()), low, high
+
+
+def points(value):
+    return "0.0" if round(value, 1) == 0 else f"{value:+.1f}".replace("-", "−")
+
+
+def accuracy(correct):
+    low, high = accuracy_interval(correct)
+    return f"{100.0 * sum(correct) / len(correct):.1f} [{low:.1f}, {high:.1f}]"
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    dataset, fresh = complete(sys.argv[1]), complete(sys.argv[2])
+    tasks = [t for t in fresh if t in dataset]
+    # the tasks pooled, only where each run holds as many questions of every task (the mix is then the
+    # same on both sides; a run stopped mid-round would weigh its first tasks more)
+    pooled = f"the {len(tasks)} tasks"
+    counts = [{len(next(iter(run[t].values()))) for t in tasks} for run in (dataset, fresh)]
+    if all(len(c) == 1 for c in counts):
+        for run in (dataset, fresh):
+            for s in next(iter(run.values())):
+                run[pooled][s] = [c for t in tasks for c in run[t][s]]
+    else:
+        print(f"not pooled: questions a task differ within a run ({counts})", file=sys.stderr)
+    print("| task | strategy | dataset % [95%] | fresh % [95%] | fresh − dataset [95%, unpaired] |")
+    print("|---|---|---|---|---|")
+    for task in tasks + ([pooled] if pooled in fresh else []):
+        n_d, n_f = len(next(iter(dataset[task].values()))), len(next(iter(fresh[task].values())))
+        for s, name in SHORT.items():
+            if s not in fresh[task]:
+                continue
+            d, f = dataset[task][s], fresh[task][s]
+            diff, low, high = unpaired_difference(f, d)
+            cell = f"{points(diff)} [{points(low)}, {points(high)}]"
+            if low > 0 or high < 0:
+                cell = f"**{cell}**"
+            print(f"| {task} (n={n_d}/{n_f}) | {name} | {accuracy(d)} | {accuracy(f)} | {cell} |")
+
+
+if __name__ == "__main__":
+    main()
