@@ -10,3 +10,19 @@ def test_bootstrap_intervals():
     clear = difference_interval([True] * 28 + [False] * 2, [False] * 25 + [True] * 5)
     assert clear["real"] and clear["interval"][0] > 0
     assert accuracy_interval([True, False] * 10) == accuracy_interval([True, False] * 10)  # seeded
+
+
+def test_unpaired_difference_interval():
+    from bigbench_mistake.bootstrap import unpaired_difference_interval
+
+    same = unpaired_difference_interval([True, False] * 15, [True, False] * 5)
+    assert same["difference"] == 0 and not same["real"]
+    clear = unpaired_difference_interval([True] * 28 + [False] * 2, [False] * 8 + [True] * 2)
+    assert clear["difference"] == 73.33 and clear["real"] and clear["interval"][0] > 0
+    # the sides are not paired: different lengths are fine, and the interval is wider than the paired
+    # one would be on the same 30 questions
+    wide = unpaired_difference_interval([True] * 15 + [False] * 15, [True] * 15 + [False] * 15)
+    assert not wide["real"] and wide["interval"][1] - wide["interval"][0] > 30
+    assert unpaired_difference_interval([], [True]) is None
+    assert unpaired_difference_interval([True, False] * 10, [True]) == \
+        unpaired_difference_interval([True, False] * 10, [True])  # seeded

@@ -179,16 +179,24 @@ def _block(rs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def summarise_compare(records: Iterable[dict[str, Any]], strategies: Sequence[str]) -> dict[str, Any]:
-    """Per task, then over all tasks: per strategy accuracy, tokens, calls, seconds. Only questions
-    that every strategy has finished are counted, so the strategies are compared on the same set."""
+def complete_questions(records: Iterable[dict[str, Any]], strategies: Sequence[str]
+                       ) -> tuple[dict[tuple[str, str], dict[str, dict[str, Any]]], int]:
+    """{(task, id): {strategy: record}} for the questions every strategy has finished, in the order
+    the records came, and how many questions some strategy has not finished."""
     by_key: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for r in records:
         by_key.setdefault((r["task"], r["id"]), {})[r["strategy"]] = r
     complete = {k: v for k, v in by_key.items() if all(s in v for s in strategies)}
+    return complete, len(by_key) - len(complete)
+
+
+def summarise_compare(records: Iterable[dict[str, Any]], strategies: Sequence[str]) -> dict[str, Any]:
+    """Per task, then over all tasks: per strategy accuracy, tokens, calls, seconds. Only questions
+    that every strategy has finished are counted, so the strategies are compared on the same set."""
+    complete, partial = complete_questions(records, strategies)
     tasks = sorted({task for task, _ in complete})
     out: dict[str, Any] = {"strategies": list(strategies), "questions_complete": len(complete),
-                           "questions_partial": len(by_key) - len(complete), "tasks": {}}
+                           "questions_partial": partial, "tasks": {}}
     out["differences"], out["sc_curve"], out["tokens_per_corrected"] = {}, {}, {}
     for task in tasks:
         rows = [v for (t, _), v in complete.items() if t == task]

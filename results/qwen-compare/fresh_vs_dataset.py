@@ -6,7 +6,7 @@ tasks the fresh run covers (the README's "Fresh questions" table under "Strategi
 
 The two runs answer different questions, so the interval on a difference is not the paired one of
 `bbm report`: each resample draws the dataset's questions and the fresh questions independently
-(2,000 resamples, seeded as in bigbench_mistake/bootstrap.py). Only questions every strategy finished
+(bigbench_mistake/bootstrap.py's unpaired_difference_interval). Only questions every strategy finished
 are counted, so a run still going gives the same columns for each strategy. A fresh accuracy well below
 the dataset's would say the dataset's answers are inflated by the model having seen BIG-Bench; an
 interval holding 0 says the runs cannot tell.
@@ -15,43 +15,20 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
-from bigbench_mistake.bootstrap import N_RESAMPLES, SEED, accuracy_interval
+from backtrack.runs.compare import complete_questions
 from backtrack.runs.rundir import finished_records, read_run_file
-
-SHORT = {"cot": "cot", "self-consistency": "SC k=8", "sc-weighted": "sc-weighted",
-         "least-to-most": "least-to-most", "backtrack": "backtracking"}
+from bigbench_mistake.bootstrap import accuracy_interval, unpaired_difference_interval
+from readme_tables import SHORT, difference  # this folder's script: the README's typography
 
 
 def complete(path):
     """{task: {strategy: [correct, ...]}} over the questions every strategy of the run finished."""
     strategies = read_run_file(Path(path) / "config.json")["strategies"]
-    by_question = defaultdict(dict)
-    for r in finished_records(path)[0]:
-        by_question[(r["task"], r["id"])][r["strategy"]] = bool(r["correct"])
     out = defaultdict(lambda: defaultdict(list))
-    for (task, _), answers in by_question.items():
-        if all(s in answers for s in strategies):
-            for s in strategies:
-                out[task][s].append(answers[s])
+    for (task, _), answers in complete_questions(finished_records(path)[0], strategies)[0].items():
+        for s in strategies:
+            out[task][s].append(bool(answers[s]["correct"]))
     return out
-
-
-def unpaired_difference(a, b, seed=SEED):
-    """Accuracy of a minus accuracy of b (percent), different questions: a 95% percentile interval
-    from resampling each side on its own."""
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    ma = a[rng.integers(0, len(a), size=(N_RESAMPLES, len(a)))].mean(axis=1)
-    mb = b[rng.integers(0, len(b), size=(N_RESAMPLES, len(b)))].mean(axis=1)
-    diffs = 100.0 * (ma - mb)
-    low, high = float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
-    return 100.0 * (a.mean() - b.mean()), low, high
-
-
-def points(value):
-    return "0.0" if round(value, 1) == 0 else f"{value:+.1f}".replace("-", "−")
 
 
 def accuracy(correct):
@@ -82,10 +59,8 @@ def main():
             if s not in fresh[task]:
                 continue
             d, f = dataset[task][s], fresh[task][s]
-            diff, low, high = unpaired_difference(f, d)
-            cell = f"{points(diff)} [{points(low)}, {points(high)}]"
-            if low > 0 or high < 0:
-                cell = f"**{cell}**"
+            diff = unpaired_difference_interval(f, d)
+            cell = f"**{difference(diff)}**" if diff["real"] else difference(diff)
             print(f"| {task} (n={n_d}/{n_f}) | {name} | {accuracy(d)} | {accuracy(f)} | {cell} |")
 
 
