@@ -74,8 +74,12 @@ def leaving_out_zero(diffs):
 def facts(res, key, block):
     """One stderr line: cost against cot, SC at backtracking's cost, tokens per corrected answer."""
     cot = block["cot"]
-    ratios = ", ".join(f"{s} {b['mean_tokens'] / cot['mean_tokens']:.2f}x tok"
-                       f" {b['mean_seconds'] / cot['mean_seconds']:.2f}x s" for s, b in block.items() if s != "cot")
+    # sc-weighted's seconds are its vote's alone (it reuses self-consistency's samples): no ratio
+    def ratio(s, b):
+        seconds = "" if s == "sc-weighted" else f" {b['mean_seconds'] / cot['mean_seconds']:.2f}x s"
+        return f"{s} {b['mean_tokens'] / cot['mean_tokens']:.2f}x tok{seconds}"
+
+    ratios = ", ".join(ratio(s, b) for s, b in block.items() if s != "cot")
     point = matched_k(res["sc_curve"][key], block["backtrack"]["mean_tokens"])
     iv = point["accuracy_interval"]
     matched = (f"SC k={point['k']} {point['accuracy']:.1f} [{iv[0]:.1f}, {iv[1]:.1f}]"
